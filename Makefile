@@ -1,0 +1,39 @@
+# Two commands on a fresh machine (see README):
+#   make figures   set up .venv, execute the notebook series, regenerate figures/
+#   make test      set up .venv, ruff, unit tests, every notebook at smoke size (CI=1)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# notebooks committed with the outputs of a full run (toy and digits)
+FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-5]_*.ipynb))
+
+.PHONY: setup figures test lint unit notebooks clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	@# Keep an installed torch (Colab, a CUDA machine). With none and no NVIDIA GPU, take the CPU build
+	@# (local wheel first, else the PyTorch CPU index) so pip never pulls a multi-GB CUDA build.
+	$(PY) -c "import torch" 2>/dev/null || command -v nvidia-smi >/dev/null || \
+	  $(PIP) install "torch==2.13.0+cpu" || \
+	  $(PIP) install "torch==2.13.0+cpu" --index-url https://download.pytorch.org/whl/cpu
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+figures: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $(FULL_NOTEBOOKS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+unit: setup
+	$(VENV)/bin/pytest -n 2 tests
+
+notebooks: setup
+	CI=1 $(VENV)/bin/pytest -n 2 --nbmake notebooks
+
+test: lint unit notebooks
+
+clean:
+	rm -rf $(VENV)
