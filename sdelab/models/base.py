@@ -55,7 +55,8 @@ class DiffusionModel:
     def sample(self, n: int, steps: int = 50, eta: float = 0.0, generator: torch.Generator | None = None,
                prompt: str | None = None, guidance: Guidance = 1.0, progress: bool = True) -> torch.Tensor:
         """Draw n images in [0, 1] with Eq. 6 at the given eta (0 = DDIM/ODE, 1 = DDPM/SDE) from pure noise."""
-        x_T = torch.randn(self.latent_shape(n), generator=generator, dtype=self.dtype).to(self.device)
+        # the generator lives on the model's device (torch.Generator(device=model.device))
+        x_T = torch.randn(self.latent_shape(n), generator=generator, device=self.device, dtype=self.dtype)
         grid = time_grid(self.schedule, steps=steps)
         x0 = denoise(self.eps_model(prompt, guidance), self.schedule, x_T, grid, eta=eta, generator=generator,
                      progress=progress)
