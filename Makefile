@@ -4,6 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# two pytest workers on 2 cores: one thread each, else tiny tensor ops oversubscribe the cores
 # notebooks committed with the outputs of a full run (toy and digits)
 FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-5]_*.ipynb))
 
@@ -28,10 +29,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 unit: setup
-	$(VENV)/bin/pytest -n 2 tests
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 tests
 
 notebooks: setup
-	CI=1 $(VENV)/bin/pytest -n 2 --nbmake notebooks
+	CI=1 OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 --nbmake notebooks
 
 test: lint unit notebooks
 

@@ -36,7 +36,7 @@ def figure_dir() -> Path:
 def save_figure(fig, name: str, setup: str) -> Path:
     """Save ``fig`` as ``figures/<name>.png`` with a footer naming its setup (model, steps, seed) and machine."""
     text = f"{setup} | {machine()} | torch {torch.__version__}"
-    fig.text(0.01, 0.005, text, fontsize=7, color="0.35", ha="left", va="bottom")
+    fig.text(0.01, -0.02, text, fontsize=7, color="0.35", ha="left", va="top")  # below the axes labels
     path = figure_dir() / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Description": text})
     return path

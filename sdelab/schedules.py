@@ -79,12 +79,13 @@ class VPSchedule:
     @classmethod
     def stable_diffusion(cls, num_train_timesteps: int = 1000, beta_start: float = 0.00085,
                          beta_end: float = 0.012) -> VPSchedule:
-        """Stable Diffusion's schedule: 1000 'scaled_linear' betas; table taken from diffusers' DDIMScheduler."""
-        from diffusers import DDIMScheduler
+        """Stable Diffusion's schedule: 1000 'scaled_linear' betas, alphas_cumprod = prod(1 - beta).
 
-        sched = DDIMScheduler(num_train_timesteps=num_train_timesteps, beta_start=beta_start,
-                              beta_end=beta_end, beta_schedule="scaled_linear")
-        return cls.from_alphas_cumprod(sched.alphas_cumprod, name="stable_diffusion")
+        Computed in float32 exactly as diffusers' DDIMScheduler does (the tests check equality), without
+        importing diffusers, so toy code stays light.
+        """
+        betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float32) ** 2
+        return cls.from_alphas_cumprod(torch.cumprod(1.0 - betas, dim=0), name="stable_diffusion")
 
     # ---- evaluation ---------------------------------------------------------------------------
     @property

@@ -76,8 +76,8 @@ def readme_table() -> str:
 def sync_readme() -> bool:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    new = re.sub(r"(<!-- notebooks:start -->\n).*?(\n<!-- notebooks:end -->)",
-                 lambda m: m.group(1) + readme_table() + m.group(2), text, flags=re.S)
+    new = re.sub(r"(<!-- notebooks:start -->\n).*?(<!-- notebooks:end -->)",
+                 lambda m: m.group(1) + readme_table() + "\n" + m.group(2), text, flags=re.S)
     if new != text:
         readme.write_text(new)
         return True
