@@ -1,5 +1,12 @@
 """Image diffusion models behind one interface (``DiffusionModel``)."""
 
 from sdelab.models.base import DiffusionModel
+from sdelab.models.stable_diffusion import (
+    StableDiffusion,
+    load_stable_diffusion,
+    load_stable_diffusion_or_tiny,
+    tiny_stable_diffusion,
+)
 
 __all__ = ["DiffusionModel"]
+__all__ += ["StableDiffusion", "load_stable_diffusion", "load_stable_diffusion_or_tiny", "tiny_stable_diffusion"]

@@ -1,0 +1,133 @@
+"""Images and masks in and out of the models: PIL / arrays / tensors <-> float (n, 3, H, W) in [0, 1].
+
+Conventions (shared by the models and the editors):
+- grayscale images are replicated to 3 channels; RGBA (and LA, or palette images with transparency)
+  are composited on a white background, so transparent pixels become white;
+- sizes are (height, width), like tensor shapes; nothing is resized unless a size is asked for;
+- masks: white (>= 128 after resizing to the latent size) = editable, SPEC section 4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """A PIL image as RGB: alpha composited on white, grayscale replicated."""
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL -> (3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.asarray(_rgb(image), dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def _tensor_to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """(n, c, H, W) float in [0, 1] with c in {1, 3, 4} -> (n, 3, H, W)."""
+    c = images.shape[1]
+    if c == 1:
+        return images.expand(-1, 3, -1, -1)
+    if c == 4:
+        rgb, a = images[:, :3], images[:, 3:]
+        return rgb * a + (1 - a)  # composite on white
+    if c == 3:
+        return images
+    raise ValueError(f"images must have 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, got {c}")
+
+
+def to_image_tensor(images, multiple: int = 1) -> torch.Tensor:
+    """Images -> float32 (n, 3, H, W) in [0, 1]; H and W must be multiples of ``multiple``.
+
+    images: a float tensor (n, c, H, W) or (c, H, W) in [0, 1] with c in {1, 3, 4}; a PIL image;
+    a uint8 array (H, W) or (H, W, c); or a list of PIL images / arrays of one size. A model's encoder
+    passes its downsampling factor as ``multiple`` (8 for Stable Diffusion); resize with ``load_image``.
+    """
+    if isinstance(images, torch.Tensor):
+        if not images.is_floating_point():
+            raise ValueError(f"image tensors must be floating point in [0, 1], got dtype {images.dtype}")
+        x = images[None] if images.ndim == 3 else images
+        if x.ndim != 4:
+            raise ValueError(f"image tensors must be (n, c, H, W) or (c, H, W), got shape {tuple(images.shape)}")
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise ValueError(f"image values must lie in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]")
+        x = _tensor_to_rgb(x.float().cpu())
+    else:
+        items = list(images) if isinstance(images, list | tuple) else [images]
+        if not items:
+            raise ValueError("images is an empty list")
+        pils = [Image.fromarray(np.asarray(im)) if isinstance(im, np.ndarray) else im for im in items]
+        if not all(isinstance(im, Image.Image) for im in pils):
+            raise ValueError(f"images must be tensors, PIL images or uint8 arrays, got {type(items[0]).__name__}")
+        sizes = {im.size for im in pils}
+        if len(sizes) > 1:
+            raise ValueError(f"all images must have one size, got (width, height) sizes {sorted(sizes)}")
+        x = torch.stack([_pil_to_tensor(im) for im in pils])
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple:
+        raise ValueError(f"images must have height and width divisible by {multiple}, got (height, width) = "
+                         f"({h}, {w}); resize explicitly, e.g. load_image(image, size=({h - h % multiple}, "
+                         f"{w - w % multiple}))")
+    return x.contiguous()
+
+
+def load_image(image, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A path or PIL image -> float32 (1, 3, H, W) in [0, 1], resized (bicubic) to size = (height, width) if given."""
+    if isinstance(image, str | Path):
+        image = Image.open(image)
+        image.load()
+    if not isinstance(image, Image.Image):
+        raise ValueError(f"image must be a path or a PIL image, got {type(image).__name__}")
+    image = _rgb(image)
+    if size is not None:
+        h, w = size
+        image = image.resize((w, h), Image.Resampling.BICUBIC)
+    return to_image_tensor(image)
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(n, 3, H, W) or (n, 1, H, W) in [0, 1] -> a list of PIL images (values rounded to uint8)."""
+    x = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)  # display only
+    return [Image.fromarray(im.permute(1, 2, 0).squeeze(-1).numpy()) for im in x]
+
+
+def load_mask(mask, size: tuple[int, int]) -> torch.Tensor:
+    """A mask -> bool (h, w) at the latent size = (h, w): white (>= 128 after resizing) = True = editable.
+
+    mask: a path or PIL image (converted to grayscale, alpha ignored); a uint8 or bool array (H, W);
+    or a tensor (H, W), (1, H, W) or (1, 1, H, W) that is bool, uint8 (0..255) or float in [0, 1].
+    It is resized to the latent size with PIL's bicubic filter, then thresholded (SPEC section 4).
+    The result broadcasts against latents (n, c, h, w).
+    """
+    if isinstance(mask, str | Path):
+        mask = Image.open(mask)
+    if isinstance(mask, torch.Tensor):
+        m = mask.detach().cpu()
+        while m.ndim > 2 and m.shape[0] == 1:
+            m = m[0]
+        if m.ndim != 2:
+            raise ValueError(f"mask tensors must be (H, W), (1, H, W) or (1, 1, H, W), got {tuple(mask.shape)}")
+        if m.is_floating_point():
+            if m.numel() and (m.min() < 0 or m.max() > 1):
+                raise ValueError(f"float masks must lie in [0, 1], got [{m.min().item():.3g}, {m.max().item():.3g}]")
+            m = (m * 255).round()
+        elif m.dtype == torch.bool:
+            m = m.to(torch.uint8) * 255
+        mask = m.to(torch.uint8).numpy()
+    if isinstance(mask, np.ndarray):
+        if mask.ndim != 2:
+            raise ValueError(f"mask arrays must be (H, W), got shape {mask.shape}")
+        if mask.dtype not in (np.bool_, np.uint8):
+            raise ValueError(f"mask arrays must be bool or uint8 (0..255), got dtype {mask.dtype}")
+        mask = Image.fromarray(mask.astype(np.uint8) * 255 if mask.dtype == np.bool_ else mask)
+    if not isinstance(mask, Image.Image):
+        raise ValueError(f"mask must be a path, PIL image, array or tensor, got {type(mask).__name__}")
+    h, w = (int(s) for s in size)
+    small = mask.convert("L").resize((w, h), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(small) >= 128)

@@ -1,0 +1,210 @@
+"""Stable Diffusion (v1 family) behind the DiffusionModel interface: VAE latents, CLIP text, batched CFG.
+
+``load_stable_diffusion`` reads SD 1.5 from the Hugging Face hub or a local folder (safetensors only);
+``tiny_stable_diffusion`` builds a random-weight model of the same family offline, for tests and CI.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from sdelab.models.base import DiffusionModel
+from sdelab.models.images import to_image_tensor
+from sdelab.schedules import VPSchedule
+
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+CASTS = {torch.float16: "half", torch.bfloat16: "bfloat16", torch.float32: "float", torch.float64: "double"}
+
+
+class StableDiffusion(DiffusionModel):
+    """eps(x_t, t) of SD's UNet with classifier-free guidance; x0 = VAE posterior sample * scaling factor.
+
+    Latents the samplers work on are float32 when the networks run in half precision (Eq. 8 divides
+    by rho_s, tiny at the last steps); ``eps`` casts its input to the networks' dtype and its output back.
+    """
+
+    def __init__(self, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel,
+                 tokenizer: CLIPTokenizer, scheduler: DDIMScheduler, name: str = "stable-diffusion"):
+        self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
+        self.tokenizer, self.scheduler, self.name = tokenizer, scheduler, name
+        for net in (unet, vae, text_encoder):
+            net.eval().requires_grad_(False)
+        self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name=f"{name} schedule")
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)  # image pixels per latent pixel
+        self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, 77, d) embedding, on device, in dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def latent_dtype(self) -> torch.dtype:
+        """dtype of the x0 that ``encode`` returns: the networks' dtype, float32 for half precision."""
+        return torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> StableDiffusion:
+        """Move / cast the three networks in place (floating-point tensors only) and return the model."""
+        if dtype is not None and dtype not in CASTS:
+            raise ValueError(f"dtype must be one of {list(CASTS)}, got {dtype}")
+        for net in (self.unet, self.vae, self.text_encoder):
+            net.to(device=device)
+            if dtype is not None:
+                getattr(net, CASTS[dtype])()  # .half() etc.: .to(dtype) would warn about fp32 modules
+        self._text.clear()
+        return self
+
+    # ---- images <-> latents ------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
+        """images (n, 3, H, W) in [0, 1] (or PIL, see images.to_image_tensor) -> x0 (n, 4, H/8, W/8).
+
+        x0 = scaling_factor * a sample of the VAE posterior (drawn with ``generator``, on the model's device).
+        """
+        x = to_image_tensor(images, multiple=self.vae_scale).to(self.device, self.dtype)
+        posterior = self.vae.encode(2 * x - 1).latent_dist
+        return (posterior.sample(generator) * self.scaling_factor).to(self.latent_dtype)
+
+    @torch.no_grad()
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """x0 (n, 4, h, w) -> images (n, 3, 8h, 8w) in [0, 1], in x0's dtype (the decoder's output is clipped)."""
+        images = self.vae.decode(x0.to(self.device, self.dtype) / self.scaling_factor).sample
+        return ((images + 1) / 2).clamp(0, 1).to(x0.dtype)
+
+    # ---- noise prediction --------------------------------------------------------------------------
+    @torch.no_grad()
+    def text_embedding(self, prompt: str) -> torch.Tensor:
+        """CLIP last hidden state of the prompt padded to the tokenizer's length: (1, 77, d), cached."""
+        if prompt not in self._text:
+            ids = self.tokenizer([prompt], padding="max_length", max_length=self.tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids
+            self._text[prompt] = self.text_encoder(ids.to(self.device))[0].to(self.dtype)
+        return self._text[prompt]
+
+    @torch.no_grad()
+    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
+        """eps = eps_u + guidance (eps_c - eps_u), uncond prompt ""; one UNet call on the doubled batch.
+
+        guidance = 1 runs the conditional branch only. x_t (n, 4, h, w) of any n; returns x_t's dtype.
+        """
+        cond = self.text_embedding("" if prompt is None else prompt)
+        x = x_t.to(self.device, self.dtype)
+        t = torch.as_tensor(t, device=self.device)
+        n = len(x)
+        if guidance == 1:
+            return self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample.to(x_t.dtype)
+        text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
+        eps_u, eps_c = self.unet(torch.cat([x, x]), t, encoder_hidden_states=text).sample.to(x_t.dtype).chunk(2)
+        return eps_u + guidance * (eps_c - eps_u)
+
+    def latent_shape(self, n: int) -> tuple[int, ...]:
+        size = self.unet.config.sample_size
+        return (n, self.unet.config.in_channels, size, size)
+
+    def save_pretrained(self, path) -> None:
+        """Write the diffusers layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/, model_index.json),
+        readable by ``load_stable_diffusion`` and by diffusers' StableDiffusionPipeline.from_pretrained."""
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline(vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
+                                       unet=self.unet, scheduler=self.scheduler, safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False)
+        pipe.save_pretrained(path, safe_serialization=True)
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+def _source(model_id_or_path) -> str:
+    """A local folder in the diffusers layout, or else a hub id 'owner/name'; a clear error otherwise."""
+    text = str(model_id_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        missing = [s for s in SUBFOLDERS if not (path / s).is_dir()]
+        if missing:
+            raise ValueError(f"model_id_or_path={text!r} is not a Stable Diffusion folder: it lacks {missing}; "
+                             f"expected the subfolders {list(SUBFOLDERS)} that save_pretrained writes")
+        return str(path)
+    if isinstance(model_id_or_path, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1 or "\\" in text:
+        raise ValueError(f"model_id_or_path={text!r}: no such folder; give a folder written by save_pretrained "
+                         f"or a hub id 'owner/name' such as {SD15!r}")
+    return text
+
+
+def load_stable_diffusion(model_id_or_path: str | Path = SD15, device=None,
+                          dtype: torch.dtype | None = None) -> StableDiffusion:
+    """Load SD (v1 family) from the hub or a local folder; safetensors only, no remote code.
+
+    device None -> cuda if available else cpu; dtype None -> float16 on CUDA, float32 elsewhere.
+    """
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    source = _source(model_id_or_path)
+    try:
+        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, use_safetensors=True)
+        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, use_safetensors=True)
+        text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype,
+                                                     use_safetensors=True)
+        tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
+        scheduler = DDIMScheduler.from_pretrained(source, subfolder="scheduler")
+    except OSError as err:
+        raise OSError(f"could not load Stable Diffusion from {source!r} ({err}). Offline, give a local folder "
+                      "written by save_pretrained, or use tiny_stable_diffusion() for a random test model") from err
+    return StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler, name=str(model_id_or_path)).to(device)
+
+
+def load_stable_diffusion_or_tiny(model_id_or_path: str | Path = SD15, device=None,
+                                  dtype: torch.dtype | None = None) -> StableDiffusion:
+    """The notebooks' loader: "tiny" -> ``tiny_stable_diffusion()``; else ``load_stable_diffusion``, falling
+    back to the tiny random model (with a warning) when the hub cannot be reached."""
+    if str(model_id_or_path) == "tiny":
+        return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
+    try:
+        return load_stable_diffusion(model_id_or_path, device, dtype)
+    except OSError as err:
+        warnings.warn(f"{err}\nFalling back to the tiny RANDOM-weight model: its pictures mean nothing.",
+                      stacklevel=2)
+        return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
+
+
+# ---- the tiny offline model ------------------------------------------------------------------------
+def _byte_vocab() -> dict[str, int]:
+    """A byte-level CLIP vocabulary without merges: the 256 byte symbols, each also with '</w>', and BOS/EOS."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    symbols = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]  # GPT-2's bytes_to_unicode
+    tokens = symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
+    return {tok: i for i, tok in enumerate(tokens)}
+
+
+def tiny_stable_diffusion(seed: int = 0, device="cpu", dtype: torch.dtype = torch.float32) -> StableDiffusion:
+    """A random-weight SD of the same family, built offline: 64x64 images -> 4 x 8 x 8 latents (VAE factor 8),
+    a cross-attention UNet, a 2-layer CLIP text encoder, a byte-level tokenizer (77 tokens), SD's schedule.
+    Deterministic for a given seed (the global RNG is left untouched)."""
+    vocab = _byte_vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                    block_out_channels=(32, 64), norm_num_groups=8, cross_attention_dim=32,
+                                    attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1,
+                            block_out_channels=(8, 16, 16, 16), norm_num_groups=8, scaling_factor=0.18215,
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"]))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    model = StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler, name=f"tiny-random-sd(seed={seed})")
+    return model.to(device, dtype)
