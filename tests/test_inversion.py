@@ -1,0 +1,129 @@
+"""DDIM inversion and Cycle-SDE over the DiffusionModel interface: exact reconstruction, masks, conditioning."""
+
+import pytest
+import torch
+
+from sdelab.edit import Inversion, invert, reconstruct
+from sdelab.models import DiffusionModel, tiny_stable_diffusion
+from sdelab.models.images import load_mask
+from sdelab.sampling import cycle_sde_noises, denoise
+from sdelab.schedules import VPSchedule
+
+
+class PixelToy(DiffusionModel):
+    """A weightless pixel-space model: a fixed non-linear eps that depends on t, the prompt and the guidance."""
+
+    def __init__(self, dtype=torch.float64):
+        self.schedule, self.device, self.dtype = VPSchedule.stable_diffusion(), torch.device("cpu"), dtype
+
+    def encode(self, images, generator=None):
+        return 2 * images.to(self.dtype) - 1
+
+    def decode(self, x0):
+        return ((x0 + 1) / 2).clamp(0, 1)
+
+    def eps(self, x_t, t, prompt=None, guidance=1.0):
+        tt, shift = float(t) / 1000, len(prompt or "") / 10
+        return guidance * torch.tanh(1.7 * x_t + tt + shift) * torch.cos(3 * tt * x_t)
+
+    def latent_shape(self, n):
+        return (n, 1, 8, 8)
+
+
+# ---- models: any DiffusionModel; the digits DDPM joins once its weights ship ----------------------------------
+def digits_model():
+    digits = pytest.importorskip("sdelab.models.digits")
+    if not (digits.weights_path() / "diffusion_pytorch_model.safetensors").is_file():
+        pytest.skip("the digits weights are not in the package yet")
+    return digits.load_digits_model()
+
+
+MODELS = {"pixel-toy": PixelToy, "tiny-sd": tiny_stable_diffusion, "digits": digits_model}
+UNCONDITIONAL = {"digits"}  # models that take no prompt and guidance 1 only
+_cache = {}
+
+
+def model_named(name):
+    if name not in _cache:
+        _cache[name] = MODELS[name]()
+    return _cache[name]
+
+
+def conditioning(name):
+    """(prompt, guidance) for a test: text with CFG rising in t, as SDE-Drag's (1 at t = 0, 3 at t = 600)."""
+    return (None, 1.0) if name in UNCONDITIONAL else ("a cat", lambda t: 1 + 2 * float(t) / 600)
+
+
+def clean_latent(model, dtype, seed=0):
+    """x0 = encode(an image at the model's resolution), in the sampler dtype; the image is decode(noise)."""
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    images = model.decode(torch.randn(model.latent_shape(1), generator=gen, device=model.device)).float()
+    return model.encode(images, generator=gen).to(dtype)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cycle_sde_reconstruction_is_exact(name):
+    """No edit: Cycle-SDE returns x0 to rounding (float64 ~1e-14; float32 <= 1e-5), with t-dependent CFG."""
+    model = model_named(name)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        x0 = clean_latent(model, dtype)
+        prompt, guidance = conditioning(name)
+        inv = invert(model, x0, steps=8, t0=0.6, prompt=prompt, guidance=guidance,
+                     generator=torch.Generator(device=model.device).manual_seed(1), progress=False)
+        assert inv.method == "cycle-sde" and torch.equal(inv.x0, x0) and inv.x_t0.dtype == dtype
+        out = reconstruct(model, inv, progress=False)
+        assert out.dtype == dtype and (out - x0).abs().max().item() <= tol, name
+
+
+@pytest.mark.parametrize("name", ["pixel-toy", "tiny-sd"])
+def test_fully_black_mask_returns_the_original_latent(name):
+    model = model_named(name)
+    x0 = clean_latent(model, torch.float32)
+    black = load_mask(torch.zeros(64, 64, dtype=torch.bool), x0.shape[-2:])
+    half = torch.zeros_like(black)
+    half[:, : x0.shape[-1] // 2] = True
+    for method in ("ddim", "cycle-sde"):
+        inv = invert(model, x0, steps=5, method=method, generator=torch.Generator().manual_seed(0), progress=False)
+        edited = inv.x_t0 + 0.5
+        assert torch.equal(reconstruct(model, inv, edited, mask=black, progress=False), x0)
+        out = reconstruct(model, inv, edited, mask=half, progress=False)
+        assert torch.equal(out[..., ~half], x0[..., ~half]) and not torch.allclose(out[..., half], x0[..., half])
+
+
+def test_ddim_inversion_improves_with_steps():
+    model = model_named("tiny-sd")
+    x0 = clean_latent(model, torch.float64)
+
+    def error(steps):
+        inv = invert(model, x0, steps=steps, method="ddim", progress=False)
+        assert len(inv.trajectory) == steps + 1 and torch.equal(inv.x0, x0)
+        return (reconstruct(model, inv, progress=False) - x0).abs().max().item()
+
+    assert error(24) < error(4) / 2
+
+
+def test_cycle_sde_with_another_backward_prompt_uses_the_inversions_noises():
+    """Image-to-image: Eq. 8 noises under the source conditioning, backward pass under the target."""
+    model = model_named("pixel-toy")
+    x0 = clean_latent(model, torch.float64)
+    inv = invert(model, x0, steps=10, prompt="source", guidance=2.0, generator=torch.Generator().manual_seed(0),
+                 progress=False)
+    noises = cycle_sde_noises(model.eps_model("source", 2.0), model.schedule, inv.grid, inv.trajectory)
+    expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0, noises=noises)
+    out = reconstruct(model, inv, prompt="target", guidance=3.0, progress=False)
+    assert (out - expected).abs().max() <= 1e-12 and (out - x0).abs().max() > 1e-3
+
+
+def test_bad_arguments_raise():
+    model = model_named("pixel-toy")
+    x0 = clean_latent(model, torch.float64)
+    with pytest.raises(ValueError, match="method"):
+        invert(model, x0, method="ode")
+    inv = invert(model, x0, steps=3, progress=False)
+    assert isinstance(inv, Inversion)
+    with pytest.raises(ValueError, match="shape"):
+        reconstruct(model, inv, x0[..., :4], progress=False)
+    with pytest.raises(ValueError, match="bool"):
+        reconstruct(model, inv, mask=torch.ones(8, 8), progress=False)
+    with pytest.raises(ValueError, match="broadcast"):
+        reconstruct(model, inv, mask=torch.ones(3, 3, dtype=torch.bool), progress=False)
