@@ -7,6 +7,7 @@ import importlib
 
 # command name -> module with ``add_arguments(parser)`` and ``run(args)``; imported only when used
 COMMANDS = {
+    "toy-kl": "sdelab.toy.cli",
 }
 
 
