@@ -1,5 +1,7 @@
 """DDIM inversion and Cycle-SDE over the DiffusionModel interface: exact reconstruction, masks, conditioning."""
 
+import os
+
 import pytest
 import torch
 
@@ -8,6 +10,10 @@ from sdelab.models import DiffusionModel, tiny_stable_diffusion
 from sdelab.models.images import load_mask
 from sdelab.sampling import cycle_sde_noises, denoise
 from sdelab.schedules import VPSchedule
+
+DEVICE = os.environ.get("SDELAB_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.py reruns this file with "cuda"
+if DEVICE.startswith("cuda"):  # TF32 convolutions would blur the float32 exactness below
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
 
 class PixelToy(DiffusionModel):
@@ -35,10 +41,10 @@ def digits_model():
     digits = pytest.importorskip("sdelab.models.digits")
     if not (digits.weights_path() / "diffusion_pytorch_model.safetensors").is_file():
         pytest.skip("the digits weights are not in the package yet")
-    return digits.load_digits_model()
+    return digits.load_digits_model(device=DEVICE)
 
 
-MODELS = {"pixel-toy": PixelToy, "tiny-sd": tiny_stable_diffusion, "digits": digits_model}
+MODELS = {"pixel-toy": PixelToy, "tiny-sd": lambda: tiny_stable_diffusion(device=DEVICE), "digits": digits_model}
 UNCONDITIONAL = {"digits"}  # models that take no prompt and guidance 1 only
 _cache = {}
 
@@ -80,10 +86,11 @@ def test_fully_black_mask_returns_the_original_latent(name):
     model = model_named(name)
     x0 = clean_latent(model, torch.float32)
     black = load_mask(torch.zeros(64, 64, dtype=torch.bool), x0.shape[-2:])
-    half = torch.zeros_like(black)
+    black, half = black.to(x0.device), torch.zeros_like(black, device=x0.device)
     half[:, : x0.shape[-1] // 2] = True
     for method in ("ddim", "cycle-sde"):
-        inv = invert(model, x0, steps=5, method=method, generator=torch.Generator().manual_seed(0), progress=False)
+        gen = torch.Generator(device=x0.device).manual_seed(0)
+        inv = invert(model, x0, steps=5, method=method, generator=gen, progress=False)
         edited = inv.x_t0 + 0.5
         assert torch.equal(reconstruct(model, inv, edited, mask=black, progress=False), x0)
         out = reconstruct(model, inv, edited, mask=half, progress=False)

@@ -1,6 +1,7 @@
 """Stable Diffusion wrapper on the tiny offline model: geometry, CFG batching, Eq. 6 vs diffusers, save/load, images."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -14,15 +15,23 @@ from sdelab.models.images import load_image, load_mask, to_image_tensor, to_pil
 from sdelab.sampling import denoise
 from sdelab.schedules import VPSchedule, time_grid
 
+DEVICE = os.environ.get("SDELAB_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.py reruns this file with "cuda"
+if DEVICE.startswith("cuda"):  # TF32 convolutions would blur the float32 equalities below
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
 
 @pytest.fixture(scope="module")
 def tiny():
-    return tiny_stable_diffusion()
+    return tiny_stable_diffusion(device=DEVICE)
 
 
 @pytest.fixture(scope="module")
 def tiny64():
-    return tiny_stable_diffusion(dtype=torch.float64)
+    return tiny_stable_diffusion(device=DEVICE, dtype=torch.float64)
+
+
+def generator(seed):
+    return torch.Generator(device=DEVICE).manual_seed(seed)
 
 
 def images(n=2, seed=0):
@@ -33,7 +42,7 @@ def test_tiny_has_sd_geometry_and_schedule(tiny):
     assert isinstance(tiny, StableDiffusion)
     assert torch.equal(tiny.schedule.alphas_cumprod, VPSchedule.stable_diffusion().alphas_cumprod)
     assert tiny.latent_shape(3) == (3, 4, 8, 8) and tiny.vae_scale == 8 and tiny.scaling_factor == 0.18215
-    x0 = tiny.encode(images(), generator=torch.Generator().manual_seed(1))
+    x0 = tiny.encode(images(), generator=generator(1))
     assert x0.shape == (2, 4, 8, 8) and x0.dtype == torch.float32
     out = tiny.decode(x0)
     assert out.shape == (2, 3, 64, 64) and 0 <= out.min() and out.max() <= 1
@@ -41,7 +50,7 @@ def test_tiny_has_sd_geometry_and_schedule(tiny):
 
 def test_tiny_is_deterministic_and_leaves_the_global_rng_alone(tiny):
     state = torch.get_rng_state()
-    again, other = tiny_stable_diffusion(0), tiny_stable_diffusion(1)
+    again, other = tiny_stable_diffusion(0, device=DEVICE), tiny_stable_diffusion(1, device=DEVICE)
     assert torch.equal(torch.get_rng_state(), state)
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again.eps(x, 500, "a cat"), tiny.eps(x, 500, "a cat"))
@@ -49,7 +58,7 @@ def test_tiny_is_deterministic_and_leaves_the_global_rng_alone(tiny):
 
 
 def test_encode_samples_the_posterior_with_the_generator(tiny):
-    a, b, c = (tiny.encode(images(1), generator=torch.Generator().manual_seed(s)) for s in (5, 5, 6))
+    a, b, c = (tiny.encode(images(1), generator=generator(s)) for s in (5, 5, 6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -62,7 +71,7 @@ def test_batched_cfg_equals_separate_calls(tiny64, tiny):
         cfg = model.eps(x, t, "a cat", guidance=7.5)
         assert (cfg - (eps_u + 7.5 * (eps_c - eps_u))).abs().max() <= tol
     # guidance 1 is the conditional UNet call alone; prompt None is the unconditional prompt ""
-    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     unet = tiny.unet(x, 400, encoder_hidden_states=tiny.text_embedding("a cat").expand(2, -1, -1)).sample
     assert torch.equal(tiny.eps(x, 400, "a cat"), unet)
     assert torch.equal(tiny.eps(x, 400), tiny.eps(x, 400, ""))
@@ -78,7 +87,7 @@ def test_eps_returns_the_input_dtype(tiny):
 
 
 def test_float64_end_to_end(tiny64):
-    x0 = tiny64.encode(images(1), generator=torch.Generator().manual_seed(0))
+    x0 = tiny64.encode(images(1), generator=generator(0))
     assert x0.dtype == torch.float64 and tiny64.eps(x0, 10, "a").dtype == torch.float64
     assert tiny64.decode(x0).dtype == torch.float64
 
@@ -107,8 +116,8 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline" and index["unet"] == ["diffusers", "UNet2DConditionModel"]
     assert not list(tmp_path.rglob("*.bin"))  # safetensors only
-    loaded = load_stable_diffusion(tmp_path, device="cpu")
-    assert loaded.dtype == torch.float32 and loaded.device.type == "cpu"
+    loaded = load_stable_diffusion(tmp_path, device=DEVICE, dtype=torch.float32)
+    assert loaded.dtype == torch.float32 and loaded.device == tiny.device
     x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     assert torch.equal(loaded.eps(x, 321, "a photo of a cat", 7.5), tiny.eps(x, 321, "a photo of a cat", 7.5))
     assert torch.equal(loaded.schedule.alphas_cumprod, tiny.schedule.alphas_cumprod)
@@ -140,8 +149,8 @@ def test_notebook_loader_falls_back_to_tiny(monkeypatch):
 
 
 def test_half_precision_networks_keep_float32_latents():
-    model = tiny_stable_diffusion(dtype=torch.bfloat16)
-    x0 = model.encode(images(1), generator=torch.Generator().manual_seed(0))
+    model = tiny_stable_diffusion(device=DEVICE, dtype=torch.bfloat16)
+    x0 = model.encode(images(1), generator=generator(0))
     assert model.latent_dtype == torch.float32 and x0.dtype == torch.float32
     assert model.eps(x0, 500, "a", guidance=2.0).dtype == torch.float32
     with pytest.raises(ValueError, match="dtype"):

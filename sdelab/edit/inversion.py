@@ -1,7 +1,7 @@
 """Noise a clean latent to t0 and denoise it back: DDIM inversion (ODE) or Cycle-SDE (Eqs. 7-8), optionally masked.
 
 Every editor is ``inv = invert(model, x0)``, an edit of ``inv.x_t0``, then ``reconstruct(model, inv, edited)``.
-Works over any DiffusionModel; the equations live in sdelab.sampling.
+Works over any DiffusionModel, without gradients (inference only); the equations live in sdelab.sampling.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Inversion:
         return self.trajectory[-1]
 
 
+@torch.no_grad()
 def invert(model: DiffusionModel, x0: torch.Tensor, steps: int = 120, t0: float = 0.6, method: str = "cycle-sde", *,
            prompt: str | None = None, guidance: Guidance = 1.0, generator: torch.Generator | None = None,
            progress: bool = True) -> Inversion:
@@ -70,6 +71,7 @@ def _paired(eps_backward, eps_chain):
     return eps_model
 
 
+@torch.no_grad()
 def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor | None = None, *,
                 prompt: str | None = None, guidance: Guidance | None = None, mask: torch.Tensor | None = None,
                 progress: bool = True) -> torch.Tensor:
@@ -102,3 +104,12 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     if (prompt, guidance) != (inversion.prompt, inversion.guidance):
         eps_model = _paired(eps_model, model.eps_model(inversion.prompt, inversion.guidance))
     return denoise(eps_model, model.schedule, x, inversion.grid, eta=1.0, replay=True, **kwargs)
+
+
+def roundtrip(model: DiffusionModel, x0: torch.Tensor, steps: int = 120, t0: float = 0.6, method: str = "cycle-sde",
+              *, prompt: str | None = None, guidance: Guidance = 1.0, generator: torch.Generator | None = None,
+              progress: bool = True) -> torch.Tensor:
+    """Invert x0 to t0 and denoise it back without an edit: the reconstruction x0_hat (x0's shape and dtype)."""
+    inversion = invert(model, x0, steps, t0, method, prompt=prompt, guidance=guidance, generator=generator,
+                       progress=progress)
+    return reconstruct(model, inversion, progress=progress)

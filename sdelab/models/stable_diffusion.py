@@ -30,9 +30,11 @@ class StableDiffusion(DiffusionModel):
     """
 
     def __init__(self, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel,
-                 tokenizer: CLIPTokenizer, scheduler: DDIMScheduler, name: str = "stable-diffusion"):
+                 tokenizer: CLIPTokenizer, scheduler: DDIMScheduler, name: str = "stable-diffusion",
+                 random_weights: bool = False):
         self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
         self.tokenizer, self.scheduler, self.name = tokenizer, scheduler, name
+        self.random_weights = random_weights  # True for the tiny test model: its pictures mean nothing
         for net in (unet, vae, text_encoder):
             net.eval().requires_grad_(False)
         self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name=f"{name} schedule")
@@ -77,9 +79,9 @@ class StableDiffusion(DiffusionModel):
 
     @torch.no_grad()
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
-        """x0 (n, 4, h, w) -> images (n, 3, 8h, 8w) in [0, 1], in x0's dtype (the decoder's output is clipped)."""
+        """x0 (n, 4, h, w) -> images (n, 3, 8h, 8w) in [0, 1] on x0's device and dtype (decoder output clipped)."""
         images = self.vae.decode(x0.to(self.device, self.dtype) / self.scaling_factor).sample
-        return ((images + 1) / 2).clamp(0, 1).to(x0.dtype)
+        return ((images + 1) / 2).clamp(0, 1).to(x0.device, x0.dtype)
 
     # ---- noise prediction --------------------------------------------------------------------------
     @torch.no_grad()
@@ -95,16 +97,18 @@ class StableDiffusion(DiffusionModel):
     def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
         """eps = eps_u + guidance (eps_c - eps_u), uncond prompt ""; one UNet call on the doubled batch.
 
-        guidance = 1 runs the conditional branch only. x_t (n, 4, h, w) of any n; returns x_t's dtype.
+        guidance = 1 runs the conditional branch only. x_t (n, 4, h, w) of any n, cast to the networks' device
+        and dtype; the result comes back on x_t's device and dtype.
         """
         cond = self.text_embedding("" if prompt is None else prompt)
         x = x_t.to(self.device, self.dtype)
         t = torch.as_tensor(t, device=self.device)
         n = len(x)
         if guidance == 1:
-            return self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample.to(x_t.dtype)
+            return self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample.to(x_t.device, x_t.dtype)
         text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
-        eps_u, eps_c = self.unet(torch.cat([x, x]), t, encoder_hidden_states=text).sample.to(x_t.dtype).chunk(2)
+        eps = self.unet(torch.cat([x, x]), t, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
+        eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)
         return eps_u + guidance * (eps_c - eps_u)
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
@@ -206,5 +210,6 @@ def tiny_stable_diffusion(seed: int = 0, device="cpu", dtype: torch.dtype = torc
             pad_token_id=vocab["<|endoftext|>"]))
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False, steps_offset=1)
-    model = StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler, name=f"tiny-random-sd(seed={seed})")
+    model = StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler, name=f"tiny-random-sd(seed={seed})",
+                            random_weights=True)
     return model.to(device, dtype)
