@@ -1,6 +1,7 @@
 """Image diffusion models behind one interface (``DiffusionModel``)."""
 
 from sdelab.models.base import DiffusionModel
+from sdelab.models.digits import DigitsDiffusion, digits_dataset, load_digits_model
 from sdelab.models.stable_diffusion import (
     StableDiffusion,
     load_stable_diffusion,
@@ -10,3 +11,4 @@ from sdelab.models.stable_diffusion import (
 
 __all__ = ["DiffusionModel"]
 __all__ += ["StableDiffusion", "load_stable_diffusion", "load_stable_diffusion_or_tiny", "tiny_stable_diffusion"]
+__all__ += ["DigitsDiffusion", "digits_dataset", "load_digits_model"]

@@ -1,0 +1,129 @@
+"""The shipped digits model: a small pixel-space DDPM (diffusers' UNet2DModel) on scikit-learn's 8x8 digits at 16x16.
+
+Images are (n, 1, 16, 16) in [0, 1], ink = 1, background = 0, as in the data set. The diffusion runs on
+x0 = 2 * image - 1 in [-1, 1] (the usual DDPM convention), so encode/decode are that affine map and its
+inverse. The schedule is DDPM's discrete one: 1000 linear betas from 1e-4 to 0.02 (diffusers'
+DDPMScheduler defaults), so ``time_grid`` and every sampler of ``sdelab.sampling`` work unchanged.
+The weights ship inside the package (``sdelab/weights/digits``): the UNet's ``save_pretrained`` output and
+the scheduler's ``scheduler_config.json``; ``python -m sdelab.train_digits`` retrains them.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+
+from sdelab.models.base import DiffusionModel
+from sdelab.schedules import VPSchedule
+
+SIZE = 16  # image side in pixels
+SPLITS = ("all", "train", "test")
+
+
+def weights_path() -> Path:
+    """The folder of the weights shipped inside the package."""
+    return Path(str(files("sdelab") / "weights" / "digits"))
+
+
+def digits_dataset(size: int = SIZE, split: str = "all", return_labels: bool = False):
+    """scikit-learn's 1797 digits upsampled (bilinear) to (n, 1, size, size) float32 in [0, 1], ink = 1.
+
+    ``split`` "train" (1347 images) / "test" (450) is a fixed stratified 75/25 split (random_state 0): the
+    model is trained on "train", quality is measured against "test". With ``return_labels`` also the
+    (n,) int64 class labels.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    data = load_digits()
+    index = np.arange(len(data.target))
+    if split != "all":
+        train, test = train_test_split(index, test_size=0.25, random_state=0, stratify=data.target)
+        index = train if split == "train" else test
+    images = torch.as_tensor(data.images[index] / 16.0, dtype=torch.float32)[:, None]  # (n, 1, 8, 8)
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    if return_labels:
+        return images, torch.as_tensor(data.target[index], dtype=torch.int64)
+    return images
+
+
+def build_unet(channels: tuple[int, ...] = (16, 32, 32), layers_per_block: int = 1) -> UNet2DModel:
+    """The digits UNet: one resolution level per entry of ``channels`` (16, 8, 4 px), attention at the lowest only."""
+    if len(channels) < 2 or any(c % 8 for c in channels):
+        raise ValueError(f"channels must hold >= 2 multiples of 8, got {channels}")
+    down = ("DownBlock2D",) * (len(channels) - 1) + ("AttnDownBlock2D",)
+    up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1)
+    return UNet2DModel(sample_size=SIZE, in_channels=1, out_channels=1, block_out_channels=tuple(channels),
+                       layers_per_block=layers_per_block, down_block_types=down, up_block_types=up,
+                       norm_num_groups=8, attention_head_dim=channels[-1])
+
+
+def build_scheduler() -> DDPMScheduler:
+    """DDPM's training schedule: 1000 linear betas 1e-4 .. 0.02."""
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+
+
+class DigitsDiffusion(DiffusionModel):
+    """Unconditional pixel-space DDPM on 16x16 digits; x0 = 2 * image - 1."""
+
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler):
+        self.unet = unet.eval()
+        self.scheduler = scheduler
+        self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name="digits_linear")
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
+        """images (n, 1, 16, 16) in [0, 1] -> x0 = 2 * images - 1 (generator unused: the map is deterministic)."""
+        images = torch.as_tensor(images, device=self.device, dtype=self.dtype)
+        if images.shape[1:] != (1, SIZE, SIZE):
+            raise ValueError(f"images must have shape (n, 1, {SIZE}, {SIZE}), got {tuple(images.shape)}")
+        return 2 * images - 1
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """x0 (n, 1, 16, 16) -> images (x0 + 1) / 2 clipped to [0, 1]."""
+        return ((x0 + 1) / 2).clamp(0, 1)
+
+    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
+        """eps(x_t, t) for x_t (n, 1, 16, 16) and integer t (scalar or (n,)); unconditional: no prompt, guidance 1."""
+        if prompt is not None:
+            raise ValueError(f"prompt must be None for the unconditional digits model, got {prompt!r}")
+        if guidance != 1.0:
+            raise ValueError(f"guidance must be 1.0 for the unconditional digits model, got {guidance}")
+        t = torch.as_tensor(t, device=self.device).long().expand(len(x_t))  # (n,)
+        eps = self.unet(x_t.to(device=self.device, dtype=self.dtype), t).sample
+        return eps.to(x_t.dtype)
+
+    def latent_shape(self, n: int) -> tuple[int, ...]:
+        return (n, 1, SIZE, SIZE)
+
+    def save_pretrained(self, path) -> None:
+        """Write config.json + diffusion_pytorch_model.safetensors (UNet) and scheduler_config.json to ``path``."""
+        self.unet.save_pretrained(path)
+        self.scheduler.save_pretrained(path)
+
+
+def load_digits_model(path=None, device=None, dtype=None) -> DigitsDiffusion:
+    """The digits DDPM from ``path`` (default: the weights shipped in the package), offline."""
+    path = weights_path() if path is None else Path(path)
+    if not (path / "diffusion_pytorch_model.safetensors").is_file():
+        raise ValueError(f"path must be a folder written by DigitsDiffusion.save_pretrained, got {str(path)!r}")
+    unet = UNet2DModel.from_pretrained(path, torch_dtype=dtype)
+    if device is not None:
+        unet.to(device)
+    return DigitsDiffusion(unet, DDPMScheduler.from_pretrained(path))
