@@ -94,6 +94,8 @@ def test_steps_and_t0_sweeps_return_one_curve_per_value(sd_schedule):
     (dict(reference="q_t"), "reference must be"),
     (dict(k=0), "k must be"),
     (dict(n=8), "x must hold at least 12"),
+    (dict(steps=0), "steps must be a positive integer"),
+    (dict(t0=1.5), "t0 must lie in"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match, sd_schedule):
     args = dict(generator=torch.Generator().manual_seed(0), steps=10, n=100, n_boot=3) | kwargs

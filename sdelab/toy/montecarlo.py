@@ -103,8 +103,8 @@ def kl_curve(q0: GaussianMixture, schedule: VPSchedule, edit: Edit, *, generator
     eta in [0, 1] sets Eq. 6's noise (0 = ODE, 1 = SDE); cycle=True replays the unedited chain's Eq. 8
     noises (Cycle-SDE). checkpoints: how many evenly spaced grid times, t0 and the data level included.
     """
+    grid = time_grid(schedule, steps, t0)  # (steps + 1,); checks steps and t0
     _check(eta, cycle, n, checkpoints, steps, reference)
-    grid = time_grid(schedule, steps, t0)  # (steps + 1,)
     keep = sorted({int(i) for i in np.linspace(0, steps, checkpoints).round()})
     alpha, sigma = schedule.alpha(grid), schedule.sigma(grid)
     eps_model = q0.eps_model(schedule)
