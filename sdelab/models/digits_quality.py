@@ -115,8 +115,11 @@ def table(rows: dict[str, dict], judge: DigitsJudge) -> str:
     """A markdown table of ``DigitsJudge.score`` results, one row per image set."""
     head = ("| images | n | confident (p>0.9) | classes | entropy (bits) | FD-MLP | FD-PCA | histogram 0..9 |\n"
             "|---|---|---|---|---|---|---|---|")
+    def fd(v: float) -> str:  # the test set's distance to itself is -1e-13 by round-off: print 0.00, not -0.00
+        return f"{round(v, 2) + 0.0:.2f}"
+
     lines = [f"| {name} | {r['n']} | {r['confident']:.3f} | {r['classes']} | {r['entropy_bits']:.2f} | "
-             f"{r['fd_mlp']:.2f} | {r['fd_pca']:.2f} | {' '.join(map(str, r['histogram']))} |"
+             f"{fd(r['fd_mlp'])} | {fd(r['fd_pca'])} | {' '.join(map(str, r['histogram']))} |"
              for name, r in rows.items()]
     note = f"classifier accuracy on the {len(judge.test_images)} held-out test digits: {judge.test_accuracy:.3f}"
     return "\n".join([head, *lines, "", note])
@@ -126,7 +129,7 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
     """One panel per image set (n, 1, 16, 16), drawn as a grid of cols columns (ink black on white)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.5))
+    fig, axes = plt.subplots(1, len(grids), figsize=(2.6 * len(grids), 2.9), gridspec_kw={"wspace": 0.08})
     for ax, (name, images) in zip(np.atleast_1d(axes), grids.items(), strict=True):
         rows = len(images) // cols
         tiles = F.pad(images[: rows * cols, 0].cpu(), (1, 1, 1, 1))  # (rows * cols, 18, 18): a blank border
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         grids = {"real test digits": digits_dataset(split="test")[:64]}
         grids.update({name: images[:64] for name, images in samples.items() if f"{args.steps[0]} steps" in name})
         path = save_figure(samples_figure(grids), "digits_samples",
-                           setup=f"digits DDPM, {args.steps[0]} steps, seed {args.seed}")
+                           setup=f"digits DDPM ({args.weights or 'shipped weights'}), {args.steps[0]} steps, "
+                                 f"seed {args.seed}")
         print(f"saved {path}")
     return 0
 
