@@ -110,6 +110,24 @@ def checks(dtype: torch.dtype, tf32: bool) -> dict[str, tuple[float | str, bool 
     return out
 
 
+def digits_checks(n: int = 256, steps: int = 100) -> dict[str, tuple[float | str, bool | None]]:
+    """The shipped digits DDPM on the device: sampling time and Cycle-SDE exactness (float32 asserted)."""
+    from sdelab.edit import roundtrip
+    from sdelab.models.digits import digits_dataset, load_digits_model
+
+    model = load_digits_model(device=DEVICE)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    start = time.perf_counter()
+    images = model.sample(n, steps=steps, eta=1.0, generator=gen, progress=False)
+    sync()
+    out = {f"digits: {n} DDPM samples, {steps} steps, s": (time.perf_counter() - start, None),
+           "digits: samples in [0, 1]": ("yes" if bool(((images >= 0) & (images <= 1)).all()) else "no", None)}
+    x0 = model.encode(digits_dataset()[:64].to(DEVICE))
+    err = (roundtrip(model, x0, generator=gen, progress=False) - x0).abs().max().item()
+    out["digits: Cycle-SDE recon, fp32, max err"] = (err, err <= 1e-5)
+    return out
+
+
 def fmt(value, passed) -> str:
     text = f"{value:.3g}" if isinstance(value, float) else str(value)
     return text + {True: "  ok", False: "  FAIL", None: ""}[passed]
@@ -128,6 +146,12 @@ def main() -> int:
     for row in rows:
         print(row.ljust(width) + "".join(fmt(*results[name][row]).rjust(18) for name in results))
     failed = [f"{name}: {row}" for name, res in results.items() for row, (_, passed) in res.items() if passed is False]
+    if CUDA:
+        digits = digits_checks()
+        print("")
+        for row, (value, passed) in digits.items():
+            print(row.ljust(width) + fmt(value, passed).rjust(18))
+        failed += [row for row, (_, passed) in digits.items() if passed is False]
 
     code = 0
     if CUDA:
