@@ -4,9 +4,12 @@ eps-MSE at uniformly random integer t (Ho et al. 2020), AdamW with a one-cycle l
 (the EMA copy is what is saved), on the "train" split of ``digits_dataset`` (1347 images, no augmentation).
 
 The default recipe (UNet widths (16, 32, 32) at 16/8/4 px, one ResNet layer per block, attention at 4x4 only,
-280k parameters; 4000 steps of batch 128) costs 0.153 s a step on 2 cores (2 threads, ``taskset -c 0,1``,
-Intel Xeon, torch 2.11): about 10 minutes. On a 2-core machine shared with other jobs use ``--threads 1``:
-torch's two threads then fight the other jobs and run several times slower. ``--device cuda``: ~3 minutes.
+280k parameters; 4000 steps of batch 128) measured per step on 2 CPU cores, torch's 2 threads: 0.36 s on an
+idle 2-core AMD EPYC (torch 2.13), ~24 minutes in all; 0.153 s on 2 cores of an Intel Xeon (torch 2.11,
+``taskset -c 0,1``), ~10 minutes. The shipped weights took 3021 s (50 min) with ``--threads 1`` on that
+EPYC while other jobs shared its 2 cores: there torch's two threads fight the other jobs and run several
+times slower, so pass ``--threads 1`` on a busy machine. ``--device cuda`` (H200): 168 s.
+Shipped weights: ``python -m sdelab.train_digits --out sdelab/weights/digits --threads 1``.
 """
 
 from __future__ import annotations
