@@ -129,7 +129,8 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
     """One panel per image set (n, 1, 16, 16), drawn as a grid of cols columns (ink black on white)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(grids), figsize=(2.6 * len(grids), 2.9), gridspec_kw={"wspace": 0.08})
+    fig, axes = plt.subplots(1, len(grids), figsize=(2.4 * len(grids), 2.7))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.07, top=0.9, wspace=0.06)
     for ax, (name, images) in zip(np.atleast_1d(axes), grids.items(), strict=True):
         rows = len(images) // cols
         tiles = F.pad(images[: rows * cols, 0].cpu(), (1, 1, 1, 1))  # (rows * cols, 18, 18): a blank border
