@@ -9,6 +9,5 @@ from sdelab.models.stable_diffusion import (
     tiny_stable_diffusion,
 )
 
-__all__ = ["DiffusionModel"]
-__all__ += ["StableDiffusion", "load_stable_diffusion", "load_stable_diffusion_or_tiny", "tiny_stable_diffusion"]
-__all__ += ["DigitsDiffusion", "digits_dataset", "load_digits_model"]
+__all__ = ["DiffusionModel", "StableDiffusion", "load_stable_diffusion", "load_stable_diffusion_or_tiny",
+           "tiny_stable_diffusion", "DigitsDiffusion", "digits_dataset", "load_digits_model"]
