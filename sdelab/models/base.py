@@ -20,15 +20,8 @@ class DiffusionModel:
     """
 
     schedule: VPSchedule
-    unet: torch.nn.Module  # the eps network; its device and dtype are the model's
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+    device: torch.device
+    dtype: torch.dtype
 
     def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
         """images (n, c, H, W) in [0, 1] -> x0 (n, C, h, w)."""

@@ -80,6 +80,14 @@ class DigitsDiffusion(DiffusionModel):
         self.scheduler = scheduler
         self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name="digits_linear")
 
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
     def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
         """images (n, 1, 16, 16) in [0, 1] -> x0 = 2 * images - 1 (generator unused: the map is deterministic)."""
         images = torch.as_tensor(images, device=self.device, dtype=self.dtype)

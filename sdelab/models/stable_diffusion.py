@@ -43,6 +43,14 @@ class StableDiffusion(DiffusionModel):
         self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, 77, d) embedding, on device, in dtype
 
     @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
     def latent_dtype(self) -> torch.dtype:
         """dtype of the x0 that ``encode`` returns: the networks' dtype, float32 for half precision."""
         return torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
