@@ -30,7 +30,8 @@ def _check_levels(alpha_t, alpha_s) -> None:
                          f"alpha_s={alpha_s}")
 
 
-def _check_eta(eta: float) -> None:
+def check_eta(eta: float) -> None:
+    """Raise ValueError unless eta lies in [0, 1] (Eq. 6's noise knob)."""
     if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0 = ODE/DDIM, 1 = SDE/DDPM), got {eta}")
 
@@ -58,7 +59,7 @@ def ddim_step(x_t, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta=0.0, noise=None,
     eta = 0 is DDIM (the ODE sampler), eta = 1 is DDPM (the SDE sampler). With eta > 0 the noise w is
     ``noise`` when given, else drawn from ``generator``. Coefficients may be floats or tensors.
     """
-    _check_eta(eta)
+    check_eta(eta)
     _check_levels(alpha_t, alpha_s)
     _check_like("eps", eps, x_t)
     a_t, s_t, a_s, r, direction = _coefficients(x_t, alpha_t, sigma_t, alpha_s, sigma_s, eta)
@@ -77,7 +78,7 @@ def cycle_noise(x_t, x_s, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta=1.0):
 
     w'_s = (x'_s - alpha_s x0_hat(x'_t) - sqrt(sigma_s^2 - rho_s^2) eps(x'_t, t)) / rho_s.
     """
-    _check_eta(eta)
+    check_eta(eta)
     _check_levels(alpha_t, alpha_s)
     a_t, s_t, a_s, r, direction = _coefficients(x_t, alpha_t, sigma_t, alpha_s, sigma_s, eta)
     if not (r > 0).all():
@@ -87,8 +88,8 @@ def cycle_noise(x_t, x_s, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta=1.0):
     return (x_s - a_s * x0_hat - direction * eps) / r
 
 
-def _levels(schedule: VPSchedule, grid: torch.Tensor, like: torch.Tensor):
-    """alpha, sigma at every grid time, as float64 (cast per step to x's dtype)."""
+def grid_levels(schedule: VPSchedule, grid: torch.Tensor):
+    """alpha, sigma at every time of a 1-D grid of >= 2 times, as float64 (cast per step to x's dtype)."""
     if grid.ndim != 1 or len(grid) < 2:
         raise ValueError(f"grid must be a 1-D tensor of >= 2 times, got shape {tuple(grid.shape)}")
     return schedule.alpha(grid).double(), schedule.sigma(grid).double()
@@ -100,7 +101,7 @@ def forward_chain(x0, schedule: VPSchedule, grid, generator=None) -> list[torch.
     x'_t = (alpha_t / alpha_s) x'_s + sqrt(1 - alpha_t^2 / alpha_s^2) z with z ~ N(0, I). grid runs
     from t0 down to the data level, so chain[-1] is x0 and chain[0] is x'_{t0}.
     """
-    alpha, _ = _levels(schedule, grid, x0)
+    alpha, _ = grid_levels(schedule, grid)
     chain = [x0]
     for i in range(len(grid) - 2, -1, -1):
         ratio = _scalar(alpha[i] / alpha[i + 1], x0)
@@ -112,7 +113,7 @@ def forward_chain(x0, schedule: VPSchedule, grid, generator=None) -> list[torch.
 def cycle_sde_noises(eps_model: EpsModel, schedule: VPSchedule, grid, chain: Sequence[torch.Tensor],
                      eta: float = 1.0) -> list[torch.Tensor]:
     """Eq. 8 for every step of the grid: noises[i] maps chain[i] onto chain[i + 1] (eps on chain[i])."""
-    alpha, sigma = _levels(schedule, grid, chain[0])
+    alpha, sigma = grid_levels(schedule, grid)
     if len(chain) != len(grid):
         raise ValueError(f"chain must hold one sample per grid time ({len(grid)}), got {len(chain)}")
     return [cycle_noise(chain[i], chain[i + 1], eps_model(chain[i], grid[i]),
@@ -134,8 +135,8 @@ def denoise(eps_model: EpsModel, schedule: VPSchedule, x, grid, eta: float = 0.0
       step the entries outside the mask are replaced by the stored chain sample of the same level.
     ``callback(i, t_s, x_s)`` runs after every step.
     """
-    _check_eta(eta)
-    alpha, sigma = _levels(schedule, grid, x)
+    check_eta(eta)
+    alpha, sigma = grid_levels(schedule, grid)
     n = len(grid) - 1
     if noises is not None and len(noises) != n:
         raise ValueError(f"noises must hold one tensor per step ({n}), got {len(noises)}")
@@ -169,7 +170,7 @@ def ddim_invert(eps_model: EpsModel, schedule: VPSchedule, x0, grid, *, callback
     x_t = alpha_t x0_hat(x_s) + sigma_t eps(x_s, s). Returns the trajectory in grid order (like
     ``forward_chain``): out[0] is the inverted x_{t0}, out[-1] is x0.
     """
-    alpha, sigma = _levels(schedule, grid, x0)
+    alpha, sigma = grid_levels(schedule, grid)
     xs = [x0]
     for i in tqdm(range(len(grid) - 2, -1, -1), disable=not progress, desc="DDIM inversion"):
         x = xs[-1]

@@ -41,7 +41,7 @@ from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 from scipy.sparse import block_diag, diags
 
-from sdelab.sampling import ddim_step, reverse_drift, rho
+from sdelab.sampling import check_eta, ddim_step, grid_levels, reverse_drift, rho
 from sdelab.schedules import VPSchedule
 from sdelab.toy.gmm import GaussianMixture
 
@@ -159,14 +159,11 @@ def exact_chain(q0: GaussianMixture, edited: GaussianMixture, schedule: VPSchedu
 
     ``grid`` runs from t0 down to the data level (``time_grid``); eps is ``q0.eps_model(schedule)``.
     """
-    if not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1] (0 = ODE/DDIM, 1 = SDE/DDPM), got {eta}")
+    check_eta(eta)
     x = x_grid() if x is None else np.asarray(x, dtype=np.float64)
     h = _check_grid(x)
     grid = torch.as_tensor(grid)
-    if grid.ndim != 1 or len(grid) < 2:
-        raise ValueError(f"grid must be a 1-D tensor of >= 2 times, got shape {tuple(grid.shape)}")
-    alpha, sigma = schedule.alpha(grid).double(), schedule.sigma(grid).double()
+    alpha, sigma = grid_levels(schedule, grid)
     eps_model = q0.eps_model(schedule)
     xt = torch.as_tensor(x)[:, None]  # (n_x, 1)
     start = q0.marginal(alpha[0], sigma[0])

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sdelab.sampling import denoise, forward_chain
+from sdelab.sampling import check_eta, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.toy.gmm import GaussianMixture
 from sdelab.toy.knn import knn_kl_bootstrap
@@ -69,8 +69,7 @@ class KLCurve:
 
 
 def _check(eta: float, cycle: bool, n: int, checkpoints: int, steps: int, reference: str) -> None:
-    if not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1] (0 = ODE, 1 = SDE), got {eta}")
+    check_eta(eta)
     if cycle and eta == 0:
         raise ValueError("eta must be > 0 for Cycle-SDE (Eq. 8 divides by rho_s), got 0")
     if not isinstance(n, int) or n < 2:
