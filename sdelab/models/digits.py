@@ -99,6 +99,7 @@ class DigitsDiffusion(DiffusionModel):
         """x0 (n, 1, 16, 16) -> images (x0 + 1) / 2 clipped to [0, 1]."""
         return ((x0 + 1) / 2).clamp(0, 1)
 
+    @torch.no_grad()  # inference only, like StableDiffusion.eps (training calls the unet directly)
     def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
         """eps(x_t, t) for x_t (n, 1, 16, 16) and integer t (scalar or (n,)); unconditional: no prompt, guidance 1."""
         if prompt is not None:
