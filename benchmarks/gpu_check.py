@@ -18,6 +18,8 @@ import torch
 
 from sdelab.edit import invert, reconstruct
 from sdelab.models import load_stable_diffusion, tiny_stable_diffusion
+from sdelab.models.base import linear_ramp
+from sdelab.schedules import VPSchedule, time_grid
 
 DEVICE = sys.argv[1] if len(sys.argv) > 1 else "cuda"
 CUDA = DEVICE.startswith("cuda")
@@ -27,11 +29,7 @@ PRECISIONS = {"fp32": (torch.float32, False), "fp32+tf32": (torch.float32, True)
 if not CUDA:  # the CPU dry run: float16 convolutions are impractically slow there
     PRECISIONS = {"fp32": (torch.float32, False)}
 SIDE = 64 if CUDA else 8  # latent side for the timings: 64 = a 512 x 512 image
-
-
-def ramp(t):
-    """SDE-Drag's CFG: 1 at t = 0 rising to 3 at t = 600."""
-    return 1 + 2 * float(t) / 600
+RAMP = linear_ramp(time_grid(VPSchedule.stable_diffusion(), STEPS, 0.6), 1.0, 3.0)  # SDE-Drag's CFG: 1 -> 3 at t0
 
 
 def set_tf32(on: bool) -> None:
@@ -75,11 +73,11 @@ def checks(dtype: torch.dtype, tf32: bool) -> dict[str, tuple[float | str, bool 
     out["CFG 7.5 batched vs separate, max |diff|"] = (cfg, cfg <= 5e-5 if hard else None)
 
     for latent in (torch.float32, torch.float64):
-        inv = invert(model, x0.to(latent), STEPS, 0.6, prompt=PROMPT, guidance=ramp, generator=gen(3), progress=False)
+        inv = invert(model, x0.to(latent), STEPS, 0.6, prompt=PROMPT, guidance=RAMP, generator=gen(3), progress=False)
         err = (reconstruct(model, inv, progress=False) - x0.to(latent)).abs().max().item()
         bound = 1e-12 if latent == torch.float64 else 1e-5
         out[f"Cycle-SDE recon, {str(latent)[6:]} latents, max err"] = (err, err <= bound if hard else None)
-    inv = invert(model, x0, STEPS, 0.6, "ddim", prompt=PROMPT, progress=False)
+    inv = invert(model, x0, STEPS, 0.6, "ode", prompt=PROMPT, progress=False)
     out["DDIM recon (random UNet), max err"] = ((reconstruct(model, inv, progress=False) - x0).abs().max().item(), None)
 
     inv = invert(model, x0, STEPS, 0.6, generator=gen(4), progress=False)

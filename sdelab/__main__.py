@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-# command name -> module with ``add_arguments(parser)`` and ``run(args)``; imported only when used
+# command name -> module with ``add_arguments(parser)`` and ``run(args)``; these front ends import only the
+# standard library at module level (torch and the models load in ``run``), so ``--help`` answers at once
 COMMANDS = {
-    "toy-kl": "sdelab.toy.cli",
+    "toy-kl": "sdelab.cli.toy_kl",
 }
 
 

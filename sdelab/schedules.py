@@ -140,14 +140,25 @@ class VPSchedule:
         return f"VPSchedule.{self.name}"
 
 
+def _discrete_grid(T: int, steps: int, t0: float) -> torch.Tensor:
+    """round(linspace(t0 T, 0, steps + 1)) with the top clipped to T - 1 (may repeat a timestep)."""
+    grid = torch.linspace(t0 * T, 0, steps + 1, dtype=torch.float64).round().long()
+    grid[0] = min(int(grid[0]), T - 1)
+    return grid
+
+
+def _decreasing(grid: torch.Tensor) -> bool:
+    return bool((grid[:-1] > grid[1:]).all())
+
+
 def time_grid(schedule: VPSchedule, steps: int, t0: float = 1.0) -> torch.Tensor:
     """Times from t0 down to the data level, ``steps + 1`` points, uniform in t.
 
     t0 in (0, 1] is the fraction of the diffusion at which sampling starts. Discrete schedules give
     integer timesteps ``round(linspace(t0 T, 0, steps + 1))`` (the top clipped to T - 1), so SDE-Drag's
-    grid (SPEC section 4: N = 200 intervals, t0 = 0.6) is ``time_grid(sd, steps=int(0.6 * 200), t0=0.6)``
+    grid (the official code's N = 200 intervals over [0, T], t0 = 0.6) is ``time_grid(sd, steps=120, t0=0.6)``
     = [600, 595, ..., 5, 0]. Continuous schedules give ``linspace(t0 t_max, t_min, steps + 1)``.
-    The last point is treated as the data level (alpha ~ 1, sigma > 0).
+    The last point is treated as the data level (alpha ~ 1, sigma > 0): docs/conventions.md.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -155,10 +166,11 @@ def time_grid(schedule: VPSchedule, steps: int, t0: float = 1.0) -> torch.Tensor
         raise ValueError(f"t0 must lie in (0, 1], got {t0}")
     if schedule.discrete:
         T = schedule.num_train_timesteps
-        grid = torch.linspace(t0 * T, 0, steps + 1, dtype=torch.float64).round().long()
-        grid[0] = min(int(grid[0]), T - 1)
-        if (grid[:-1] <= grid[1:]).any():
-            raise ValueError(f"steps={steps} is too many for t0={t0} on {T} timesteps: "
-                             f"allowed at most {int(t0 * T)}")
+        grid = _discrete_grid(T, steps, t0)
+        if not _decreasing(grid):
+            most = min(int(t0 * T), T - 1)  # the largest step count whose timesteps are all distinct
+            while not _decreasing(_discrete_grid(T, most, t0)):
+                most -= 1
+            raise ValueError(f"steps={steps} is too many for t0={t0} on {T} timesteps: allowed at most {most}")
         return grid
     return torch.linspace(t0 * schedule.t_max, schedule.t_min, steps + 1, dtype=torch.float64)

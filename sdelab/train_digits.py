@@ -24,6 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from sdelab.models.digits import DigitsDiffusion, build_scheduler, build_unet, digits_dataset
+from sdelab.models.training import eps_mse_loss
 from sdelab.plotting import machine
 
 
@@ -35,14 +36,14 @@ def train(out, steps: int = 4000, batch_size: int = 128, lr: float = 2e-3, seed:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
-    torch.manual_seed(seed)  # the UNet's initial weights
     gen = torch.Generator().manual_seed(seed)
-    unet, scheduler = build_unet(tuple(channels), layers_per_block).to(device), build_scheduler()
+    with torch.random.fork_rng(devices=[]):  # the UNet's initial weights, without touching the global RNG
+        torch.manual_seed(seed)
+        unet, scheduler = build_unet(tuple(channels), layers_per_block).to(device), build_scheduler()
     model = DigitsDiffusion(unet, scheduler)
     unet.train()
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
     x0_all = model.encode(digits_dataset(split="train"))  # (1347, 1, 16, 16) in [-1, 1]
-    alpha = model.schedule.alpha(torch.arange(scheduler.config.num_train_timesteps)).float().to(device)  # (T,)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-4)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start, losses = time.perf_counter(), []
@@ -50,10 +51,9 @@ def train(out, steps: int = 4000, batch_size: int = 128, lr: float = 2e-3, seed:
     for _ in bar:
         # the batch is drawn on the CPU generator, so a seed gives the same data on every device
         x0 = x0_all[torch.randint(len(x0_all), (batch_size,), generator=gen).to(device)]  # (b, 1, 16, 16)
-        t = torch.randint(len(alpha), (batch_size,), generator=gen).to(device)  # (b,)
+        t = torch.randint(scheduler.config.num_train_timesteps, (batch_size,), generator=gen)  # (b,)
         noise = torch.randn(x0.shape, generator=gen).to(device)
-        a = alpha[t].view(-1, 1, 1, 1)
-        loss = torch.nn.functional.mse_loss(unet(a * x0 + (1 - a**2).sqrt() * noise, t).sample, noise)
+        loss = eps_mse_loss(model, x0, t, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

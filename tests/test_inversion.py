@@ -1,23 +1,22 @@
 """DDIM inversion and Cycle-SDE over the DiffusionModel interface: exact reconstruction, masks, conditioning."""
 
-import os
 
 import pytest
 import torch
+from conftest import DEVICE
 
 from sdelab.edit import Inversion, invert, reconstruct
 from sdelab.models import DiffusionModel, tiny_stable_diffusion
+from sdelab.models.base import linear_ramp
 from sdelab.models.images import load_mask
 from sdelab.sampling import cycle_sde_noises, denoise
-from sdelab.schedules import VPSchedule
-
-DEVICE = os.environ.get("SDELAB_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.py reruns this file with "cuda"
-if DEVICE.startswith("cuda"):  # TF32 convolutions would blur the float32 exactness below
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+from sdelab.schedules import VPSchedule, time_grid
 
 
 class PixelToy(DiffusionModel):
     """A weightless pixel-space model: a fixed non-linear eps that depends on t, the prompt and the guidance."""
+
+    name, conditional = "pixel-toy", True
 
     def __init__(self, dtype=torch.float64):
         self.schedule, self.device, self.dtype = VPSchedule.stable_diffusion(), torch.device("cpu"), dtype
@@ -28,7 +27,7 @@ class PixelToy(DiffusionModel):
     def decode(self, x0):
         return ((x0 + 1) / 2).clamp(0, 1)
 
-    def eps(self, x_t, t, prompt=None, guidance=1.0):
+    def eps(self, x_t, t, prompt=None, guidance=1.0, lora_scale=None):
         tt, shift = float(t) / 1000, len(prompt or "") / 10
         return guidance * torch.tanh(1.7 * x_t + tt + shift) * torch.cos(3 * tt * x_t)
 
@@ -55,9 +54,9 @@ def model_named(name):
     return _cache[name]
 
 
-def conditioning(name):
-    """(prompt, guidance) for a test: text with CFG rising in t, as SDE-Drag's (1 at t = 0, 3 at t = 600)."""
-    return (None, 1.0) if name in UNCONDITIONAL else ("a cat", lambda t: 1 + 2 * float(t) / 600)
+def conditioning(name, grid):
+    """(prompt, guidance) for a test: text with CFG rising in t, as SDE-Drag's (1 at the data end, 3 at t0)."""
+    return (None, 1.0) if name in UNCONDITIONAL else ("a cat", linear_ramp(grid, 1.0, 3.0))
 
 
 def clean_latent(model, dtype, seed=0):
@@ -73,7 +72,7 @@ def test_cycle_sde_reconstruction_is_exact(name):
     model = model_named(name)
     for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
         x0 = clean_latent(model, dtype)
-        prompt, guidance = conditioning(name)
+        prompt, guidance = conditioning(name, time_grid(model.schedule, 8, 0.6))
         inv = invert(model, x0, steps=8, t0=0.6, prompt=prompt, guidance=guidance,
                      generator=torch.Generator(device=model.device).manual_seed(1), progress=False)
         assert inv.method == "cycle-sde" and torch.equal(inv.x0, x0) and inv.x_t0.dtype == dtype
@@ -88,7 +87,7 @@ def test_fully_black_mask_returns_the_original_latent(name):
     black = load_mask(torch.zeros(64, 64, dtype=torch.bool), x0.shape[-2:])
     black, half = black.to(x0.device), torch.zeros_like(black, device=x0.device)
     half[:, : x0.shape[-1] // 2] = True
-    for method in ("ddim", "cycle-sde"):
+    for method in ("ode", "cycle-sde"):
         gen = torch.Generator(device=x0.device).manual_seed(0)
         inv = invert(model, x0, steps=5, method=method, generator=gen, progress=False)
         edited = inv.x_t0 + 0.5
@@ -102,7 +101,7 @@ def test_ddim_inversion_improves_with_steps():
     x0 = clean_latent(model, torch.float64)
 
     def error(steps):
-        inv = invert(model, x0, steps=steps, method="ddim", progress=False)
+        inv = invert(model, x0, steps=steps, method="ode", progress=False)
         assert len(inv.trajectory) == steps + 1 and torch.equal(inv.x0, x0)
         return (reconstruct(model, inv, progress=False) - x0).abs().max().item()
 
@@ -115,7 +114,7 @@ def test_cycle_sde_with_another_backward_prompt_uses_the_inversions_noises():
     x0 = clean_latent(model, torch.float64)
     inv = invert(model, x0, steps=10, prompt="source", guidance=2.0, generator=torch.Generator().manual_seed(0),
                  progress=False)
-    noises = cycle_sde_noises(model.eps_model("source", 2.0), model.schedule, inv.grid, inv.trajectory)
+    noises = cycle_sde_noises(model.eps_model("source", 2.0), model.schedule, inv.trajectory, inv.grid)
     expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0, noises=noises)
     out = reconstruct(model, inv, prompt="target", guidance=3.0, progress=False)
     assert (out - expected).abs().max() <= 1e-12 and (out - x0).abs().max() > 1e-3
@@ -125,7 +124,7 @@ def test_bad_arguments_raise():
     model = model_named("pixel-toy")
     x0 = clean_latent(model, torch.float64)
     with pytest.raises(ValueError, match="method"):
-        invert(model, x0, method="ode")
+        invert(model, x0, method="ddim")  # the sampler names are "ode", "sde", "cycle-sde"
     inv = invert(model, x0, steps=3, progress=False)
     assert isinstance(inv, Inversion)
     with pytest.raises(ValueError, match="shape"):

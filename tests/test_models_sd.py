@@ -1,11 +1,11 @@
 """Stable Diffusion wrapper on the tiny offline model: geometry, CFG batching, Eq. 6 vs diffusers, save/load, images."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import DEVICE
 from diffusers import DDIMScheduler
 from PIL import Image
 
@@ -14,10 +14,6 @@ from sdelab.models import stable_diffusion as sd_module
 from sdelab.models.images import load_image, load_mask, to_image_tensor, to_pil
 from sdelab.sampling import denoise
 from sdelab.schedules import VPSchedule, time_grid
-
-DEVICE = os.environ.get("SDELAB_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.py reruns this file with "cuda"
-if DEVICE.startswith("cuda"):  # TF32 convolutions would blur the float32 equalities below
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,7 @@ def images(n=2, seed=0):
 def test_tiny_has_sd_geometry_and_schedule(tiny):
     assert isinstance(tiny, StableDiffusion)
     assert torch.equal(tiny.schedule.alphas_cumprod, VPSchedule.stable_diffusion().alphas_cumprod)
-    assert tiny.latent_shape(3) == (3, 4, 8, 8) and tiny.vae_scale == 8 and tiny.scaling_factor == 0.18215
+    assert tiny.latent_shape(3) == (3, 4, 8, 8) and tiny.pixels_per_latent == 8 and tiny.scaling_factor == 0.18215
     x0 = tiny.encode(images(), generator=generator(1))
     assert x0.shape == (2, 4, 8, 8) and x0.dtype == torch.float32
     out = tiny.decode(x0)
@@ -138,14 +134,19 @@ def test_load_gives_clear_errors_for_bad_paths(tmp_path):
         load_stable_diffusion(tmp_path)
 
 
-def test_notebook_loader_falls_back_to_tiny(monkeypatch):
+def test_notebook_loader_falls_back_to_tiny_only_in_ci(monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("hub unreachable")
 
     monkeypatch.setattr(sd_module, "load_stable_diffusion", offline)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(OSError, match="pass 'tiny'"):  # no silent random weights
+        load_stable_diffusion_or_tiny("owner/model")
+    assert load_stable_diffusion_or_tiny("tiny").name.startswith("tiny")
+    monkeypatch.setenv("CI", "true")
     with pytest.warns(UserWarning, match="RANDOM"):
         model = load_stable_diffusion_or_tiny("owner/model")
-    assert model.name.startswith("tiny") and load_stable_diffusion_or_tiny("tiny").name.startswith("tiny")
+    assert model.name.startswith("tiny") and model.random_weights
 
 
 def test_half_precision_networks_keep_float32_latents():

@@ -8,7 +8,7 @@ import pytest
 from tools.notebooks import ROOT, badge, colab_url, readme_table, repo_url
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# toy and digits notebooks are committed with the outputs of a full run (DESIGN.md)
+# toy and digits notebooks are committed with the outputs of a full run (README, "Notebooks")
 FULL_RUN = [p for p in NOTEBOOKS if p.name[:2] in {"01", "02", "03", "04"}]
 
 
@@ -68,3 +68,17 @@ def test_figures_are_the_ones_notebooks_save():
         p.read_text() for p in (ROOT / "sdelab").rglob("*.py"))
     for fig in (ROOT / "figures").glob("*.png"):
         assert f'"{fig.stem}"' in sources, f"figures/{fig.name} is not produced by any notebook or module"
+
+
+def test_nothing_points_at_files_that_do_not_ship():
+    # the design notes behind the project are not part of it: cite the paper or docs/ instead
+    paths = [ROOT / "README.md", *NOTEBOOKS, *(ROOT / "docs").glob("*.md")]
+    paths += [p for d in ("sdelab", "tests", "benchmarks", "tools") for p in (ROOT / d).rglob("*.py")]
+    for path in paths:
+        text = path.read_text()
+        if path.name == "test_repo.py":
+            continue
+        assert not re.search(r"\bSPEC\b|DESIGN\.md", text), f"{path.relative_to(ROOT)} cites a file that does not ship"
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "sdelab").rglob("*.py")]:
+        for doc in re.findall(r"docs/[\w.-]+\.md", path.read_text()):
+            assert (ROOT / doc).is_file(), f"{path.relative_to(ROOT)} cites {doc}, which does not exist"

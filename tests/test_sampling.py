@@ -10,6 +10,7 @@ from sdelab.sampling import (
     ddim_invert,
     ddim_step,
     denoise,
+    eq6_coefficients,
     forward_chain,
     probability_flow_heun,
     reverse_sde_euler_maruyama,
@@ -49,6 +50,29 @@ def test_ddim_step_accepts_floats_and_draws_from_generator():
     assert torch.allclose(c, torch.full_like(c, 0.8 * -0.8 / 0.6 + 0.6))
 
 
+def test_the_upward_ode_step_is_ddim_inversion_and_inverts_the_downward_step():
+    """Eq. 6 at eta = 0 run upwards (alpha_s < alpha_t) is DDIM inversion: x_t = alpha_t x0_hat + sigma_t eps."""
+    x, eps = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    a_lo, s_lo, a_hi, s_hi = 0.9, 0.19**0.5, 0.5, 0.75**0.5  # (alpha, sigma) at a low and a high noise level
+    up = ddim_step(x, eps, a_lo, s_lo, a_hi, s_hi, eta=0.0)
+    assert torch.allclose(up, a_hi * (x - s_lo * eps) / a_lo + s_hi * eps, atol=1e-14)
+    assert torch.allclose(ddim_step(up, eps, a_hi, s_hi, a_lo, s_lo, eta=0.0), x, atol=1e-14)  # same eps: exact
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.3, 1.0])
+def test_eq6_coefficients_are_float64_and_equal_the_written_out_step(eta):
+    """x_s = c_x x_t + c_eps eps + rho w equals alpha_s x0_hat + sqrt(sigma_s^2 - rho^2) eps + rho w (Eq. 6)."""
+    a_t, a_s = torch.tensor(0.3, dtype=torch.float32), torch.tensor(0.8, dtype=torch.float32)
+    s_t, s_s = (1 - a_t**2).sqrt(), (1 - a_s**2).sqrt()
+    c_x, c_eps, r = eq6_coefficients(a_t, s_t, a_s, s_s, eta)
+    assert c_x.dtype == c_eps.dtype == r.dtype == torch.float64
+    x, eps, w = torch.randn(3, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a_t, s_t, a_s, s_s = (v.double() for v in (a_t, s_t, a_s, s_s))
+    rho_s = eta * s_s / s_t * (1 - a_t**2 / a_s**2).sqrt()
+    written_out = a_s * (x - s_t * eps) / a_t + (s_s**2 - rho_s**2).sqrt() * eps + rho_s * w
+    assert torch.allclose(c_x * x + c_eps * eps + r * w, written_out, atol=1e-14)
+
+
 def nonlinear_eps(x, t):
     """An arbitrary smooth non-linear 'network' (no relation to any data): Cycle-SDE must still be exact."""
     tt = float(t) / 1000
@@ -66,12 +90,12 @@ def test_cycle_sde_reconstructs_the_stored_chain_exactly(case, sd_schedule, gen)
         eps_model, x0 = q.eps_model(sd_schedule), q.sample(500, gen)
     else:
         eps_model, x0 = nonlinear_eps, torch.randn(2, 4, 16, 16, generator=gen, dtype=torch.float64)
-    chain = forward_chain(x0, sd_schedule, grid, gen)
+    chain = forward_chain(sd_schedule, x0, grid, generator=gen)
     assert torch.equal(chain[-1], x0) and len(chain) == len(grid)
-    noises = cycle_sde_noises(eps_model, sd_schedule, grid, chain)
+    noises = cycle_sde_noises(eps_model, sd_schedule, chain, grid)
     seen = []
     out = denoise(eps_model, sd_schedule, chain[0], grid, eta=1.0, noises=noises,
-                  callback=lambda i, t, x: seen.append((chain[i + 1] - x).abs().max().item()))
+                  callback=lambda step: seen.append((chain[step["i"] + 1] - step["x"]).abs().max().item()))
     assert (out - x0).abs().max() <= 1e-10
     assert max(seen) <= 1e-10  # every intermediate state is the stored one
     batched = denoise(eps_model, sd_schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
@@ -82,7 +106,7 @@ def test_cycle_sde_in_float32_and_continuous_time(linear_schedule, gen):
     q = bimodal_1d()
     grid = time_grid(linear_schedule, steps=100, t0=0.6)
     x0 = q.sample(300, gen).float()
-    chain = forward_chain(x0, linear_schedule, grid, gen)
+    chain = forward_chain(linear_schedule, x0, grid, generator=gen)
     out = denoise(q.eps_model(linear_schedule), linear_schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
     assert out.dtype == torch.float32 and (out - x0).abs().max() <= 1e-4
 
@@ -91,8 +115,8 @@ def test_cycle_sde_noises_look_gaussian_without_an_edit(sd_schedule, gen):
     # with the exact eps the replayed noise of a stored chain is distributed like fresh N(0, 1) noise
     q = bimodal_1d()
     grid = time_grid(sd_schedule, steps=40, t0=0.6)
-    chain = forward_chain(q.sample(4000, gen), sd_schedule, grid, gen)
-    w = torch.cat(cycle_sde_noises(q.eps_model(sd_schedule), sd_schedule, grid, chain))
+    chain = forward_chain(sd_schedule, q.sample(4000, gen), grid, generator=gen)
+    w = torch.cat(cycle_sde_noises(q.eps_model(sd_schedule), sd_schedule, chain, grid))
     assert stats.kstest(w[:20000, 0].numpy(), "norm").pvalue > 0.001
 
 
@@ -179,7 +203,7 @@ def test_ddim_inversion_converges_with_steps(sd_schedule, gen):
 def test_mask_pastes_the_stored_chain(sd_schedule, gen):
     grid = time_grid(sd_schedule, steps=20, t0=0.6)
     x0 = torch.randn(1, 4, 8, 8, generator=gen, dtype=torch.float64)
-    chain = forward_chain(x0, sd_schedule, grid, gen)
+    chain = forward_chain(sd_schedule, x0, grid, generator=gen)
     edited = chain[0] + 1.0
     none = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
     out = denoise(nonlinear_eps, sd_schedule, edited, grid, eta=1.0, generator=gen, chain=chain, mask=none)
@@ -196,8 +220,8 @@ def test_bad_arguments_raise(sd_schedule, gen):
         ddim_step(x, x, 0.5, 0.8, 0.6, 0.8, eta=1.5)
     with pytest.raises(ValueError, match="eta"):
         ddim_step(x, x, 0.5, 0.8, 0.6, 0.8, eta=-0.1)
-    with pytest.raises(ValueError, match="alpha_s"):
-        ddim_step(x, x, 0.6, 0.8, 0.5, 0.86, eta=0.0)
+    with pytest.raises(ValueError, match="alpha_s"):  # only the deterministic step runs upwards
+        ddim_step(x, x, 0.6, 0.8, 0.5, 0.86, eta=1.0)
     with pytest.raises(ValueError, match="eps"):
         ddim_step(x, torch.zeros(4, 3), 0.5, 0.86, 0.6, 0.8)
     with pytest.raises(ValueError, match="noise"):

@@ -66,3 +66,14 @@ def test_schedule_rejects_bad_times_and_tables(sd_schedule, linear_schedule):
         VPSchedule.from_alphas_cumprod(torch.tensor([0.5, 0.9]))
     with pytest.raises(ValueError, match="beta_min"):
         VPSchedule.linear(beta_min=1.0, beta_max=0.5)
+
+
+@pytest.mark.parametrize("t0", [1.0, 0.6, 0.05])
+def test_time_grid_says_the_largest_step_count_it_accepts(t0):
+    sd = VPSchedule.stable_diffusion()
+    with pytest.raises(ValueError, match="allowed at most") as err:
+        time_grid(sd, steps=1000, t0=t0)
+    most = int(str(err.value).rsplit(" ", 1)[1])
+    assert len(time_grid(sd, steps=most, t0=t0)) == most + 1  # the number it names is accepted
+    with pytest.raises(ValueError, match="allowed at most"):
+        time_grid(sd, steps=most + 1, t0=t0)

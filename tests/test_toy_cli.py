@@ -8,9 +8,9 @@ import torch
 from scipy import stats
 
 from sdelab.__main__ import main
-from sdelab.toy.cli import quantile_edit, toy_kl
 from sdelab.toy.gmm import bimodal_1d
 from sdelab.toy.priors import mismatched_prior
+from sdelab.toy.toy_kl import quantile_edit, toy_kl
 
 
 def run_json(capsys, *args) -> dict:

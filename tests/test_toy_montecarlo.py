@@ -7,20 +7,12 @@ schedule (by 1.5 in 1-D, by (1, 0) in 2-D), KL(p~_t0 || p_t0) ~ 0.3-0.7; the ban
 import pytest
 import torch
 
+from sdelab.samplers import SAMPLERS
 from sdelab.toy.gmm import bimodal_1d, ring_2d
-from sdelab.toy.montecarlo import SAMPLERS, kl_curve, sampler_name, sweep
+from sdelab.toy.montecarlo import kl_curve, sampler_kwargs, sampler_name, sweep
 from sdelab.toy.priors import mismatched_prior, shift
 
 SIZE = dict(n=3000, steps=30, t0=0.6, checkpoints=2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The toy's tensors are tiny ((n, K, d)); on a loaded machine torch's intra-op threads only add waits (10x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def shift_2d(x, g):
@@ -33,13 +25,13 @@ def shift_1d(x, g):
 
 def curve(q0, schedule, edit, sampler, seed=0, **kwargs):
     return kl_curve(q0, schedule, edit, generator=torch.Generator().manual_seed(seed), **(SIZE | kwargs),
-                    **SAMPLERS[sampler])
+                    **sampler_kwargs(sampler))
 
 
 def test_sde_contracts_and_ode_preserves_kl_in_2d(sd_schedule):
-    ode = curve(ring_2d(), sd_schedule, shift_2d, "ODE")
-    sde = curve(ring_2d(), sd_schedule, shift_2d, "SDE")
-    assert sde.times.tolist() == [600, 0] and ode.sampler == "ODE" and sde.sampler == "SDE"
+    ode = curve(ring_2d(), sd_schedule, shift_2d, "ode")
+    sde = curve(ring_2d(), sd_schedule, shift_2d, "sde")
+    assert sde.times.tolist() == [600, 0] and ode.sampler == "ode" and sde.sampler == "sde"
     assert sde.kl[0] > 0.25 and ode.kl[0] > 0.25
     assert sde.high[1] < sde.low[0]  # Thm 3.1: below the t0 value beyond the band
     assert ode.low[0] < ode.kl[1] < ode.high[0]  # Thm 3.2: within the band of the t0 value
@@ -48,15 +40,15 @@ def test_sde_contracts_and_ode_preserves_kl_in_2d(sd_schedule):
 
 @pytest.mark.parametrize("q0, edit", [(bimodal_1d(), shift_1d), (ring_2d(), shift_2d)], ids=["1d", "2d"])
 def test_cycle_sde_contracts(q0, edit, sd_schedule):
-    cycle = curve(q0, sd_schedule, edit, "Cycle-SDE")
-    assert cycle.sampler == "Cycle-SDE"
+    cycle = curve(q0, sd_schedule, edit, "cycle-sde")
+    assert cycle.sampler == "cycle-sde"
     assert cycle.kl[0] > 0.25
     assert cycle.high[1] < cycle.low[0]  # Thm 3.3
 
 
 def test_kl_at_zero_falls_as_eta_grows(sd_schedule):
     curves = sweep(bimodal_1d(), sd_schedule, shift_1d, "eta", [0.0, 0.5, 1.0], seed=3, **(SIZE | dict(n=5000)))
-    assert [c.sampler for c in curves] == ["ODE", "eta=0.5", "SDE"]
+    assert [c.sampler for c in curves] == ["ode", "eta=0.5", "sde"]
     assert curves[0].kl[0] == curves[1].kl[0] == curves[2].kl[0]  # common random numbers: the same start
     for more_noise, less_noise in zip(curves[1:], curves[:-1], strict=True):
         assert more_noise.high[-1] < less_noise.low[-1]
@@ -72,7 +64,7 @@ def test_without_an_edit_kl_is_zero_within_the_band(sampler, sd_schedule):
 
 def test_mismatched_prior_edit_and_exact_reference(sd_schedule):
     prior = mismatched_prior("shifted")
-    c = curve(bimodal_1d(), sd_schedule, lambda x, g: prior.sample(len(x), g), "SDE", reference="exact")
+    c = curve(bimodal_1d(), sd_schedule, lambda x, g: prior.sample(len(x), g), "sde", reference="exact")
     assert c.edited[0].shape == (3000, 1)
     assert c.high[-1] < c.low[0]
 
@@ -112,5 +104,8 @@ def test_bad_edit_and_sweep_name_raise(sd_schedule):
 
 
 def test_sampler_names():
-    assert [sampler_name(0.0), sampler_name(1), sampler_name(0.25)] == ["ODE", "SDE", "eta=0.25"]
-    assert [sampler_name(1.0, cycle=True), sampler_name(0.5, cycle=True)] == ["Cycle-SDE", "Cycle-SDE eta=0.5"]
+    assert [sampler_name(0.0), sampler_name(1), sampler_name(0.25)] == ["ode", "sde", "eta=0.25"]
+    assert [sampler_name(1.0, cycle=True), sampler_name(0.5, cycle=True)] == ["cycle-sde", "cycle-sde eta=0.5"]
+    assert [sampler_name(**sampler_kwargs(name)) for name in SAMPLERS] == list(SAMPLERS)  # one vocabulary
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        sampler_kwargs("ODE")

@@ -1,4 +1,5 @@
-"""Noise a clean latent to t0 and denoise it back: DDIM inversion (ODE) or Cycle-SDE (Eqs. 7-8), optionally masked.
+"""Noise a clean latent to t0 and denoise it back: DDIM inversion (ODE), the forward process (SDE) or
+Cycle-SDE (Eqs. 7-8), optionally masked.
 
 Every editor is ``inv = invert(model, x0)``, an edit of ``inv.x_t0``, then ``reconstruct(model, inv, edited)``.
 Works over any DiffusionModel, without gradients (inference only); the equations live in sdelab.sampling.
@@ -10,27 +11,30 @@ from dataclasses import dataclass
 
 import torch
 
-from sdelab.models.base import DiffusionModel, Guidance
-from sdelab.sampling import ddim_invert, denoise, forward_chain
+from sdelab.models.base import DiffusionModel, PerStep
+from sdelab.samplers import SAMPLERS, sampler
+from sdelab.sampling import check_mask, ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid
 
-METHODS = ("ddim", "cycle-sde")
+METHODS = tuple(SAMPLERS)  # "ode", "sde", "cycle-sde"
 
 
 @dataclass
 class Inversion:
     """A clean latent x0 noised to t0: ``trajectory[i]`` is the latent at ``grid[i]`` (trajectory[0] = x_t0).
 
-    method "ddim": the DDIM-inverted trajectory (Eq. 6, eta = 0, run upwards); denoised with eta = 0.
+    method "ode": the DDIM-inverted trajectory (Eq. 6, eta = 0, run upwards); denoised with eta = 0.
+    method "sde": the stored forward chain (Eq. 7); denoised with eta = 1 and fresh noise.
     method "cycle-sde": the stored forward chain (Eq. 7); denoised with eta = 1 and the Eq. 8 noises.
-    prompt, guidance: the conditioning of the inversion's eps (DDIM) or of the Eq. 8 noises (Cycle-SDE).
+    prompt, guidance, lora_scale: the conditioning of the inversion's eps (ODE) or of the Eq. 8 noises (Cycle-SDE).
     """
 
     method: str
     grid: torch.Tensor  # (steps + 1,) from t0 down to the data level
     trajectory: list[torch.Tensor]  # steps + 1 latents (n, c, h, w)
     prompt: str | None = None
-    guidance: Guidance = 1.0
+    guidance: PerStep = 1.0
+    lora_scale: PerStep | None = None
 
     @property
     def x_t0(self) -> torch.Tensor:
@@ -43,22 +47,25 @@ class Inversion:
 
 @torch.no_grad()
 def invert(model: DiffusionModel, x0: torch.Tensor, steps: int = 120, t0: float = 0.6, method: str = "cycle-sde", *,
-           prompt: str | None = None, guidance: Guidance = 1.0, generator: torch.Generator | None = None,
-           progress: bool = True) -> Inversion:
+           prompt: str | None = None, guidance: PerStep = 1.0, lora_scale: PerStep | None = None,
+           generator: torch.Generator | None = None, progress: bool = True) -> Inversion:
     """Noise x0 (n, c, h, w) to t0 on ``time_grid(model.schedule, steps, t0)`` by DDIM inversion or the forward chain.
 
-    The defaults are SDE-Drag's grid (N = 200 intervals over [0, T], t0 = 0.6: 120 steps). Cycle-SDE draws
-    its forward-chain noise from ``generator`` (on x0's device); DDIM inversion is deterministic and
-    evaluates eps under (prompt, guidance). Work in x0's dtype (float64 shows Cycle-SDE's exactness).
+    The defaults are SDE-Drag's grid (the official code's N = 200 intervals over [0, T], t0 = 0.6: 120 steps).
+    The forward chain ("sde", "cycle-sde") draws its noise from ``generator`` (on x0's device); DDIM
+    inversion ("ode") is deterministic and evaluates eps under (prompt, guidance, lora_scale). Work in x0's
+    dtype (float64 shows Cycle-SDE's exactness).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    model.check_conditioning(prompt, guidance)
     grid = time_grid(model.schedule, steps=steps, t0=t0)
-    if method == "ddim":
-        trajectory = ddim_invert(model.eps_model(prompt, guidance), model.schedule, x0, grid, progress=progress)
+    if method == "ode":
+        eps_model = model.eps_model(prompt, guidance, lora_scale)
+        trajectory = ddim_invert(eps_model, model.schedule, x0, grid, progress=progress)
     else:
-        trajectory = forward_chain(x0, model.schedule, grid, generator)
-    return Inversion(method, grid, trajectory, prompt, guidance)
+        trajectory = forward_chain(model.schedule, x0, grid, generator=generator, progress=progress)
+    return Inversion(method, grid, trajectory, prompt, guidance, lora_scale)
 
 
 def _paired(eps_backward, eps_chain):
@@ -73,43 +80,40 @@ def _paired(eps_backward, eps_chain):
 
 @torch.no_grad()
 def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor | None = None, *,
-                prompt: str | None = None, guidance: Guidance | None = None, mask: torch.Tensor | None = None,
-                progress: bool = True) -> torch.Tensor:
-    """Denoise the (edited) x_t0 from t0 to the data level: eta = 0 after DDIM inversion, Cycle-SDE otherwise.
+                prompt: str | None = None, guidance: PerStep | None = None, mask: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
+    """Denoise the (edited) x_t0 from t0 to the data level with the inversion's sampler.
 
     prompt / guidance: the backward pass's conditioning; None keeps the inversion's (pass prompt="" for
-    the unconditional model). guidance may be a function of t. Cycle-SDE's Eq. 8 noise takes eps of the
-    stored chain sample under the inversion's conditioning: the same as the backward step unless changed
-    here (image-to-image: source prompt for the noises, target prompt backwards, SPEC section 5).
+    the unconditional model). guidance may be a function of t; the LoRA scale is always the inversion's.
+    Cycle-SDE's Eq. 8 noise takes eps of the stored chain sample under the inversion's conditioning: the
+    same as the backward step unless changed here (image-to-image: the source prompt for the noises, the
+    target prompt backwards). "sde" draws fresh noise from ``generator``.
     mask: bool, broadcastable to x_t0, True = editable; after every step the latent outside it is replaced
-    by the stored trajectory at the same level, so the result equals x0 there (SPEC section 4).
+    by the stored trajectory at the same level, so the result equals x0 there (as SDE-Drag does).
     Without an edit, Cycle-SDE returns x0 up to rounding; DDIM only up to its discretisation error.
     """
     x = inversion.x_t0 if x_t0 is None else x_t0
     if x.shape != inversion.x_t0.shape:
         raise ValueError(f"x_t0 must have the inversion's shape {tuple(inversion.x_t0.shape)}, got {tuple(x.shape)}")
     if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise ValueError("mask must be a bool tensor (True = editable), e.g. from sdelab.models.images.load_mask")
-        try:
-            torch.broadcast_shapes(mask.shape, x.shape)
-        except RuntimeError:
-            raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to x_t0 {tuple(x.shape)}") from None
+        mask = check_mask(mask, x)
     prompt = inversion.prompt if prompt is None else prompt
     guidance = inversion.guidance if guidance is None else guidance
-    eps_model = model.eps_model(prompt, guidance)
+    eps_model = model.eps_model(prompt, guidance, inversion.lora_scale)
+    chosen = sampler(inversion.method)
     kwargs = dict(chain=inversion.trajectory, mask=mask, progress=progress)
-    if inversion.method == "ddim":
-        return denoise(eps_model, model.schedule, x, inversion.grid, eta=0.0, **kwargs)
+    if not chosen.replay:
+        return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, generator=generator, **kwargs)
     if (prompt, guidance) != (inversion.prompt, inversion.guidance):
-        eps_model = _paired(eps_model, model.eps_model(inversion.prompt, inversion.guidance))
-    return denoise(eps_model, model.schedule, x, inversion.grid, eta=1.0, replay=True, **kwargs)
+        eps_model = _paired(eps_model, model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale))
+    return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, replay=True, **kwargs)
 
 
 def roundtrip(model: DiffusionModel, x0: torch.Tensor, steps: int = 120, t0: float = 0.6, method: str = "cycle-sde",
-              *, prompt: str | None = None, guidance: Guidance = 1.0, generator: torch.Generator | None = None,
+              *, prompt: str | None = None, guidance: PerStep = 1.0, generator: torch.Generator | None = None,
               progress: bool = True) -> torch.Tensor:
     """Invert x0 to t0 and denoise it back without an edit: the reconstruction x0_hat (x0's shape and dtype)."""
     inversion = invert(model, x0, steps, t0, method, prompt=prompt, guidance=guidance, generator=generator,
                        progress=progress)
-    return reconstruct(model, inversion, progress=progress)
+    return reconstruct(model, inversion, generator=generator, progress=progress)

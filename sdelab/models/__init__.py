@@ -1,13 +1,16 @@
 """Image diffusion models behind one interface (``DiffusionModel``)."""
 
-from sdelab.models.base import DiffusionModel
-from sdelab.models.digits import DigitsDiffusion, digits_dataset, load_digits_model
-from sdelab.models.stable_diffusion import (
-    StableDiffusion,
-    load_stable_diffusion,
-    load_stable_diffusion_or_tiny,
-    tiny_stable_diffusion,
-)
+from sdelab._lazy import lazy_exports
 
-__all__ = ["DiffusionModel", "StableDiffusion", "load_stable_diffusion", "load_stable_diffusion_or_tiny",
-           "tiny_stable_diffusion", "DigitsDiffusion", "digits_dataset", "load_digits_model"]
+_WHERE = {
+    "DiffusionModel": "sdelab.models.base",
+    "StableDiffusion": "sdelab.models.stable_diffusion",
+    "load_stable_diffusion": "sdelab.models.stable_diffusion",
+    "load_stable_diffusion_or_tiny": "sdelab.models.stable_diffusion",
+    "tiny_stable_diffusion": "sdelab.models.stable_diffusion",
+    "DigitsDiffusion": "sdelab.models.digits",
+    "digits_dataset": "sdelab.models.digits",
+    "load_digits_model": "sdelab.models.digits",
+}
+__all__ = list(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -1,7 +1,13 @@
-"""One interface for every image diffusion model: the sampling core drives it through ``eps_model``."""
+"""One interface for every image diffusion model: the sampling core drives it through ``eps_model``.
+
+Conditioning that changes with the step rides in the eps closure, never in the samplers' arguments:
+a guidance scale and a LoRA scale may each be a number or a function of t (``linear_ramp``,
+``cosine_ramp`` give SDE-Drag's schedules).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -9,19 +15,60 @@ import torch
 from sdelab.sampling import EpsModel, denoise
 from sdelab.schedules import VPSchedule, time_grid
 
-Guidance = float | Callable[[torch.Tensor], float]
+PerStep = float | Callable[[torch.Tensor], float]  # a number, or a function of the step's time t
+Guidance = PerStep
+
+
+def _at(value: PerStep | None, t: torch.Tensor):
+    return value(t) if callable(value) else value
+
+
+def _fraction(grid: torch.Tensor, t: torch.Tensor) -> float:
+    """Where t sits on the grid: 0 at the data end (grid[-1]), 1 at the top (grid[0])."""
+    top, bottom = float(grid[0]), float(grid[-1])
+    return (float(t) - bottom) / (top - bottom)
+
+
+def linear_ramp(grid: torch.Tensor, at_data: float, at_top: float) -> Callable[[torch.Tensor], float]:
+    """A per-step value rising (or falling) linearly in t from ``at_data`` at grid[-1] to ``at_top`` at grid[0].
+
+    SDE-Drag's guidance: ``linear_ramp(grid, 1.0, 3.0)`` (1 at the data end, 3 at t0).
+    """
+    return lambda t: at_data + (at_top - at_data) * _fraction(grid, t)
+
+
+def cosine_ramp(grid: torch.Tensor, at_data: float, at_top: float) -> Callable[[torch.Tensor], float]:
+    """A per-step value moving on a half cosine in t from ``at_data`` at grid[-1] to ``at_top`` at grid[0].
+
+    SDE-Drag's LoRA scale: ``cosine_ramp(grid, 1.0, 0.5)``.
+    """
+    return lambda t: at_top + (at_data - at_top) * 0.5 * (1 + math.cos(math.pi * _fraction(grid, t)))
 
 
 class DiffusionModel:
-    """An eps-prediction image model with its VP schedule; subclasses implement encode/decode/eps.
+    """An eps-prediction image model with its VP schedule; subclasses implement encode/decode/eps/to.
 
     Images are float tensors (n, c, h, w) in [0, 1]; x0 is what the diffusion runs on (a scaled VAE
     latent for latent models, the image itself for pixel models).
     """
 
+    name: str
     schedule: VPSchedule
-    device: torch.device
-    dtype: torch.dtype
+    device: torch.device  # where the networks run (an attribute or a property of the subclass)
+    dtype: torch.dtype  # the networks' dtype
+    unet: torch.nn.Module  # the denoising network (LoRA adapters attach here)
+    conditional: bool = False  # takes a text / class prompt and classifier-free guidance
+    pixels_per_latent: int = 1  # image pixels per latent pixel along each axis (8 for Stable Diffusion)
+    image_channels: int = 3  # channels of the images encode takes and decode returns
+
+    @property
+    def latent_dtype(self) -> torch.dtype:
+        """dtype of the x0 the samplers work on (the networks' dtype unless a subclass keeps latents wider)."""
+        return self.dtype
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> DiffusionModel:
+        """Move / cast the networks in place and return the model."""
+        raise NotImplementedError
 
     def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
         """images (n, c, H, W) in [0, 1] -> x0 (n, C, h, w)."""
@@ -31,8 +78,19 @@ class DiffusionModel:
         """x0 (n, C, h, w) -> images (n, c, H, W) in [0, 1]."""
         raise NotImplementedError
 
-    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
-        """Noise prediction eps(x_t, t) under the given conditioning, shape of x_t."""
+    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0,
+            lora_scale: float | None = None) -> torch.Tensor:
+        """Noise prediction eps(x_t, t) under the given conditioning, shape of x_t.
+
+        lora_scale: None runs the networks as they are; a number scales the LoRA adapter (which must be there).
+        """
+        raise NotImplementedError
+
+    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
+        """The network's own eps for one conditioning (no guidance), with gradients: what training fits.
+
+        x_t (n, C, h, w) in the networks' dtype and device, t (n,) integer timesteps.
+        """
         raise NotImplementedError
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
@@ -42,21 +100,31 @@ class DiffusionModel:
     def save_pretrained(self, path) -> None:
         raise NotImplementedError
 
-    def eps_model(self, prompt: str | None = None, guidance: Guidance = 1.0) -> EpsModel:
-        """The callable ``eps_model(x, t)`` that sdelab.sampling drives; guidance may depend on t."""
+    def check_conditioning(self, prompt: str | None, guidance: PerStep) -> None:
+        """ValueError for a prompt or a guidance other than 1 given to an unconditional model."""
+        if self.conditional:
+            return
+        if prompt:
+            raise ValueError(f"prompt must be None or '' for the unconditional model {self.name}, got {prompt!r}")
+        if callable(guidance) or guidance != 1.0:
+            raise ValueError(f"guidance must be 1.0 for the unconditional model {self.name}, got {guidance}")
+
+    def eps_model(self, prompt: str | None = None, guidance: PerStep = 1.0,
+                  lora_scale: PerStep | None = None) -> EpsModel:
+        """The callable ``eps_model(x, t)`` that sdelab.sampling drives; guidance and lora_scale may depend on t."""
+        self.check_conditioning(prompt, guidance)
 
         def eps_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            g = guidance(t) if callable(guidance) else guidance
-            return self.eps(x, t, prompt=prompt, guidance=g)
+            return self.eps(x, t, prompt=prompt, guidance=_at(guidance, t), lora_scale=_at(lora_scale, t))
 
         return eps_model
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 50, eta: float = 0.0, generator: torch.Generator | None = None,
-               prompt: str | None = None, guidance: Guidance = 1.0, progress: bool = True) -> torch.Tensor:
+               prompt: str | None = None, guidance: PerStep = 1.0, progress: bool = True) -> torch.Tensor:
         """Draw n images in [0, 1] with Eq. 6 at the given eta (0 = DDIM/ODE, 1 = DDPM/SDE) from pure noise."""
         # the generator lives on the model's device (torch.Generator(device=model.device))
-        x_T = torch.randn(self.latent_shape(n), generator=generator, device=self.device, dtype=self.dtype)
+        x_T = torch.randn(self.latent_shape(n), generator=generator, device=self.device, dtype=self.latent_dtype)
         grid = time_grid(self.schedule, steps=steps)
         x0 = denoise(self.eps_model(prompt, guidance), self.schedule, x_T, grid, eta=eta, generator=generator,
                      progress=progress)

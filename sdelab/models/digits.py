@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
 from sdelab.models.base import DiffusionModel
+from sdelab.models.lora import lora_scaled
 from sdelab.schedules import VPSchedule
 
 SIZE = 16  # image side in pixels
@@ -75,9 +76,12 @@ def build_scheduler() -> DDPMScheduler:
 class DigitsDiffusion(DiffusionModel):
     """Unconditional pixel-space DDPM on 16x16 digits; x0 = 2 * image - 1."""
 
-    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler):
+    image_channels = 1
+
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler, name: str = "digits-ddpm"):
         self.unet = unet.eval()
         self.scheduler = scheduler
+        self.name = name
         self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name="digits_linear")
 
     @property
@@ -87,6 +91,11 @@ class DigitsDiffusion(DiffusionModel):
     @property
     def dtype(self) -> torch.dtype:
         return self.unet.dtype
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> DigitsDiffusion:
+        """Move / cast the UNet in place and return the model."""
+        self.unet.to(device=device, dtype=dtype)
+        return self
 
     def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
         """images (n, 1, 16, 16) in [0, 1] -> x0 = 2 * images - 1 (generator unused: the map is deterministic)."""
@@ -100,15 +109,19 @@ class DigitsDiffusion(DiffusionModel):
         return ((x0 + 1) / 2).clamp(0, 1)
 
     @torch.no_grad()  # inference only, like StableDiffusion.eps (training calls the unet directly)
-    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
+    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0,
+            lora_scale: float | None = None) -> torch.Tensor:
         """eps(x_t, t) for x_t (n, 1, 16, 16) and integer t (scalar or (n,)); unconditional: no prompt, guidance 1."""
-        if prompt is not None:
-            raise ValueError(f"prompt must be None for the unconditional digits model, got {prompt!r}")
-        if guidance != 1.0:
-            raise ValueError(f"guidance must be 1.0 for the unconditional digits model, got {guidance}")
+        self.check_conditioning(prompt, guidance)
         t = torch.as_tensor(t, device=self.device).long().expand(len(x_t))  # (n,)
-        eps = self.unet(x_t.to(device=self.device, dtype=self.dtype), t).sample
-        return eps.to(x_t.dtype)
+        with lora_scaled(self.unet, lora_scale):
+            eps = self.unet(x_t.to(device=self.device, dtype=self.dtype), t).sample
+        return eps.to(x_t.device, x_t.dtype)
+
+    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
+        """The UNet's eps with gradients (training); unconditional, so prompt must be None or ''."""
+        self.check_conditioning(prompt, 1.0)
+        return self.unet(x_t, t).sample
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
         return (n, 1, SIZE, SIZE)

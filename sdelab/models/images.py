@@ -4,7 +4,8 @@ Conventions (shared by the models and the editors):
 - grayscale images are replicated to 3 channels; RGBA (and LA, or palette images with transparency)
   are composited on a white background, so transparent pixels become white;
 - sizes are (height, width), like tensor shapes; nothing is resized unless a size is asked for;
-- masks: white (>= 128 after resizing to the latent size) = editable, SPEC section 4.
+- masks: white (>= 128 after resizing to the latent size) = editable, as in the official SDE-Drag code
+  (docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def load_mask(mask, size: tuple[int, int]) -> torch.Tensor:
 
     mask: a path or PIL image (converted to grayscale, alpha ignored); a uint8 or bool array (H, W);
     or a tensor (H, W), (1, H, W) or (1, 1, H, W) that is bool, uint8 (0..255) or float in [0, 1].
-    It is resized to the latent size with PIL's bicubic filter, then thresholded (SPEC section 4).
+    It is resized to the latent size with PIL's bicubic filter, then thresholded at 128 (as the official
+    SDE-Drag code does).
     The result broadcasts against latents (n, c, h, w).
     """
     if isinstance(mask, str | Path):
@@ -131,3 +133,57 @@ def load_mask(mask, size: tuple[int, int]) -> torch.Tensor:
     h, w = (int(s) for s in size)
     small = mask.convert("L").resize((w, h), Image.Resampling.BICUBIC)
     return torch.from_numpy(np.asarray(small) >= 128)
+
+
+def latent_points(points, image_size: tuple[int, int], pixels_per_latent: int, name: str = "points") -> torch.Tensor:
+    """(x, y) image-pixel points -> int64 (k, 2) latent (x, y) by floor division: the one place this happens.
+
+    Every point must be two finite numbers inside the image (0 <= x < width, 0 <= y < height); nothing is
+    clamped. ``name`` names the argument in the errors.
+    """
+    h, w = image_size
+    try:
+        p = torch.as_tensor(np.asarray(points, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of (x, y) pairs of numbers, got {points!r}") from None
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"{name} must be a list of (x, y) pairs, got shape {tuple(p.shape)}")
+    if len(p) == 0:
+        raise ValueError(f"{name} must hold at least one point")
+    if not torch.isfinite(p).all():
+        raise ValueError(f"{name} must be finite numbers, got {p.tolist()}")
+    outside = (p[:, 0] < 0) | (p[:, 0] >= w) | (p[:, 1] < 0) | (p[:, 1] >= h)
+    if outside.any():
+        raise ValueError(f"{name} must lie inside the image: 0 <= x < {w}, 0 <= y < {h}; "
+                         f"got {p[outside].tolist()} (nothing is clamped)")
+    return torch.div(p, pixels_per_latent, rounding_mode="floor").long()
+
+
+def model_image(image, channels: int) -> torch.Tensor:
+    """One image for a model that takes ``channels`` (1 or 3) -> float32 (1, channels, H, W) in [0, 1].
+
+    image: a path, a PIL image, or a float array / tensor (c, H, W) or (1, c, H, W) in [0, 1] (a uint8
+    array (H, W[, c]) too). Grayscale models get PIL images converted to "L"; RGB models get RGB.
+    """
+    if isinstance(image, str | Path):
+        image = Image.open(image)
+        image.load()
+    if isinstance(image, Image.Image):
+        if channels == 1:
+            return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255)[None, None]
+        return load_image(image)
+    if isinstance(image, np.ndarray) and image.dtype != np.uint8:
+        image = torch.from_numpy(image)
+    if isinstance(image, torch.Tensor):
+        x = image[None] if image.ndim == 3 else image
+        if x.ndim != 4 or len(x) != 1:
+            raise ValueError(f"image tensors must be (c, H, W) or (1, c, H, W), got shape {tuple(image.shape)}")
+        if channels == 1:
+            if x.shape[1] != 1 or not x.is_floating_point() or x.min() < 0 or x.max() > 1:
+                raise ValueError(f"image must be a float (1, H, W) array in [0, 1] for this grayscale model, got "
+                                 f"shape {tuple(image.shape)}, dtype {x.dtype}")
+            return x.float().cpu()
+        return to_image_tensor(x)
+    if isinstance(image, np.ndarray):
+        return model_image(Image.fromarray(image), channels)
+    raise ValueError(f"image must be a path, a PIL image, an array or a tensor, got {type(image).__name__}")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import to_image_tensor
+from sdelab.models.lora import lora_scaled
 from sdelab.schedules import VPSchedule
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -39,8 +41,10 @@ class StableDiffusion(DiffusionModel):
             net.eval().requires_grad_(False)
         self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name=f"{name} schedule")
         self.scaling_factor = float(vae.config.scaling_factor)
-        self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)  # image pixels per latent pixel
+        self.pixels_per_latent = 2 ** (len(vae.config.block_out_channels) - 1)  # 8 for SD's 4-block VAE
         self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, 77, d) embedding, on device, in dtype
+
+    conditional = True
 
     @property
     def device(self) -> torch.device:
@@ -73,7 +77,7 @@ class StableDiffusion(DiffusionModel):
 
         x0 = scaling_factor * a sample of the VAE posterior (drawn with ``generator``, on the model's device).
         """
-        x = to_image_tensor(images, multiple=self.vae_scale).to(self.device, self.dtype)
+        x = to_image_tensor(images, multiple=self.pixels_per_latent).to(self.device, self.dtype)
         posterior = self.vae.encode(2 * x - 1).latent_dist
         return (posterior.sample(generator) * self.scaling_factor).to(self.latent_dtype)
 
@@ -94,22 +98,31 @@ class StableDiffusion(DiffusionModel):
         return self._text[prompt]
 
     @torch.no_grad()
-    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0) -> torch.Tensor:
+    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0,
+            lora_scale: float | None = None) -> torch.Tensor:
         """eps = eps_u + guidance (eps_c - eps_u), uncond prompt ""; one UNet call on the doubled batch.
 
-        guidance = 1 runs the conditional branch only. x_t (n, 4, h, w) of any n, cast to the networks' device
-        and dtype; the result comes back on x_t's device and dtype.
+        guidance = 1 runs the conditional branch only. lora_scale: the UNet's LoRA adapter at that scale for
+        this call (None: as it is). x_t (n, 4, h, w) of any n, cast to the networks' device and dtype; the
+        result comes back on x_t's device and dtype.
         """
         cond = self.text_embedding("" if prompt is None else prompt)
         x = x_t.to(self.device, self.dtype)
         t = torch.as_tensor(t, device=self.device)
         n = len(x)
-        if guidance == 1:
-            return self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample.to(x_t.device, x_t.dtype)
-        text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
-        eps = self.unet(torch.cat([x, x]), t, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
+        with lora_scaled(self.unet, lora_scale):
+            if guidance == 1:
+                eps = self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample
+                return eps.to(x_t.device, x_t.dtype)
+            text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
+            eps = self.unet(torch.cat([x, x]), t, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
         eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)
         return eps_u + guidance * (eps_c - eps_u)
+
+    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
+        """The UNet's eps under one prompt (no guidance), with gradients (LoRA training)."""
+        text = self.text_embedding("" if prompt is None else prompt)
+        return self.unet(x_t, t, encoder_hidden_states=text.expand(len(x_t), -1, -1)).sample
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
         size = self.unet.config.sample_size
@@ -167,16 +180,23 @@ def load_stable_diffusion(model_id_or_path: str | Path = SD15, device=None,
 
 def load_stable_diffusion_or_tiny(model_id_or_path: str | Path = SD15, device=None,
                                   dtype: torch.dtype | None = None) -> StableDiffusion:
-    """The notebooks' loader: "tiny" -> ``tiny_stable_diffusion()``; else ``load_stable_diffusion``, falling
-    back to the tiny random model (with a warning) when the hub cannot be reached."""
+    """The notebooks' loader: "tiny" -> ``tiny_stable_diffusion()``; else ``load_stable_diffusion``.
+
+    Only where the ``CI`` environment variable is set (no hub there) does a failed load fall back to the tiny
+    RANDOM-weight model, with a warning; elsewhere the error says how to get the weights or ask for "tiny".
+    """
     if str(model_id_or_path) == "tiny":
         return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
     try:
         return load_stable_diffusion(model_id_or_path, device, dtype)
     except OSError as err:
-        warnings.warn(f"{err}\nFalling back to the tiny RANDOM-weight model: its pictures mean nothing.",
-                      stacklevel=2)
-        return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
+        if os.environ.get("CI"):
+            warnings.warn(f"{err}\nCI is set: falling back to the tiny RANDOM-weight model; its pictures mean "
+                          "nothing.", stacklevel=2)
+            return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
+        raise OSError(f"{err}\nTo get the weights: run where the Hugging Face hub is reachable (Colab, or after "
+                      f"`huggingface-cli download {SD15}`), or pass a local folder written by save_pretrained. "
+                      "For the tiny random-weight test model, pass 'tiny'.") from err
 
 
 # ---- the tiny offline model ------------------------------------------------------------------------

@@ -222,8 +222,9 @@ def fokker_planck(q0: GaussianMixture, edited: GaussianMixture, schedule: VPSche
 
     def face_coefficients(t: float):
         """The flux at face j+1/2 is J = lo p_j + hi p_{j+1}: returns (lo, hi), each (n_x - 1,)."""
-        b = reverse_drift(eps_model, schedule, faces, t, probability_flow=not sde)[:, 0].numpy()
-        D = 0.5 * float(schedule.g2(torch.tensor(t, dtype=torch.float64))) if sde else 0.0
+        t = torch.tensor(t, dtype=torch.float64)
+        b = reverse_drift(eps_model(faces, t), schedule, faces, t, probability_flow=not sde)[:, 0].numpy()
+        D = 0.5 * float(schedule.g2(t)) if sde else 0.0
         # J = b (p_j + p_{j+1}) / 2 + D (p_{j+1} - p_j) / h
         return b / 2 - D / h, b / 2 + D / h
 

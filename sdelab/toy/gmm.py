@@ -11,6 +11,7 @@ import math
 import torch
 
 from sdelab.schedules import VPSchedule
+from sdelab.toy.canonical import BIMODAL_1D
 
 
 class GaussianMixture:
@@ -108,8 +109,8 @@ class GaussianMixture:
 
 
 def bimodal_1d(dtype=torch.float64) -> GaussianMixture:
-    """SPEC section 3's canonical 1-D mixture: 0.5 N(-2, 0.5^2) + 0.5 N(2, 0.5^2)."""
-    return GaussianMixture.isotropic([0.5, 0.5], [-2.0, 2.0], [0.5, 0.5], dtype=dtype)
+    """The toy's canonical 1-D mixture (``sdelab.toy.canonical``): 0.5 N(-2, 0.5^2) + 0.5 N(2, 0.5^2)."""
+    return GaussianMixture.isotropic(BIMODAL_1D["weights"], BIMODAL_1D["means"], BIMODAL_1D["stds"], dtype=dtype)
 
 
 def ring_2d(modes: int = 8, radius: float = 2.0, std: float = 0.25, dtype=torch.float64) -> GaussianMixture:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sdelab.samplers import SAMPLERS
 from sdelab.sampling import check_eta, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.toy.gmm import GaussianMixture
@@ -41,15 +42,21 @@ from sdelab.toy.knn import knn_kl_bootstrap
 
 Edit = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
-# the paper's three samplers as keyword arguments of kl_curve
-SAMPLERS = {"ODE": dict(eta=0.0), "SDE": dict(eta=1.0), "Cycle-SDE": dict(eta=1.0, cycle=True)}
+
+
+def sampler_kwargs(name: str) -> dict:
+    """kl_curve's keyword arguments for one of the paper's samplers ('ode', 'sde', 'cycle-sde')."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
+    return dict(eta=SAMPLERS[name].eta, cycle=SAMPLERS[name].replay)
 
 
 def sampler_name(eta: float, cycle: bool = False) -> str:
-    """'ODE' (eta = 0), 'SDE' (eta = 1), 'Cycle-SDE', or 'eta=0.5' / 'Cycle-SDE eta=0.5' in between."""
-    if cycle:
-        return "Cycle-SDE" if eta == 1 else f"Cycle-SDE eta={eta:g}"
-    return {0.0: "ODE", 1.0: "SDE"}.get(float(eta), f"eta={eta:g}")
+    """'ode' (eta = 0), 'sde' (eta = 1), 'cycle-sde', or 'eta=0.5' / 'cycle-sde eta=0.5' in between."""
+    for s in SAMPLERS.values():
+        if (s.eta, s.replay) == (float(eta), cycle):
+            return s.name
+    return f"cycle-sde eta={eta:g}" if cycle else f"eta={eta:g}"
 
 
 @dataclass
@@ -84,11 +91,11 @@ def _run(eps_model, schedule, x, grid, eta, keep, generator, chain=None) -> list
     """Denoise x over grid and return the samples at the grid indices ``keep`` (index 0 is x itself)."""
     kept = {0: x}
 
-    def callback(i, t, x_s):
-        if i + 1 in keep:
-            kept[i + 1] = x_s
+    def callback(step: dict):
+        if step["i"] + 1 in keep:
+            kept[step["i"] + 1] = step["x"]
 
-    denoise(eps_model, schedule, x, grid, eta, generator=generator, chain=chain, replay=chain is not None,
+    denoise(eps_model, schedule, x, grid, eta=eta, generator=generator, chain=chain, replay=chain is not None,
             callback=callback)
     return [kept[i] for i in keep]
 
@@ -115,7 +122,7 @@ def kl_curve(q0: GaussianMixture, schedule: VPSchedule, edit: Edit, *, generator
 
     def start(g):  # x'_t0 ~ q_t0 and, for Cycle-SDE, the stored forward chain it tops
         if cycle:
-            chain = forward_chain(q0.sample(n, g), schedule, grid, g)
+            chain = forward_chain(schedule, q0.sample(n, g), grid, generator=g)
             return chain[0], chain
         return q0.marginal(alpha[0], sigma[0]).sample(n, g), None
 

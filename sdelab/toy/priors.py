@@ -1,25 +1,21 @@
 """Mismatched priors at t0 and 'edit' operators on samples: the toy's stand-in for an image edit.
 
-SPEC section 3: q_0 = 0.5 N(-2, 0.5^2) + 0.5 N(2, 0.5^2); the edited distribution p~_t0 is one of the
-named priors below (or any GaussianMixture) while the unedited one is the true marginal q_t0.
+The edited distribution p~_t0 is one of the named priors of ``sdelab.toy.canonical`` (or any
+GaussianMixture) while the unedited one is the true marginal q_t0 of q_0 = 0.5 N(-2, 0.5^2) + 0.5 N(2, 0.5^2).
 """
 
 from __future__ import annotations
 
 import torch
 
+from sdelab.toy.canonical import PRIORS_1D
 from sdelab.toy.gmm import GaussianMixture
 
-# name -> (mean, std) of a 1-D Gaussian prior at t0
-PRIORS_1D = {
-    "shifted": (1.0, 1.0),
-    "narrow": (0.0, 0.5),
-    "skewed": (0.7, 0.8),
-}
+__all__ = ["PRIORS_1D", "mismatched_prior", "shift", "rescale", "move_mass"]
 
 
 def mismatched_prior(name: str, dtype=torch.float64) -> GaussianMixture:
-    """One of SPEC section 3's mismatched 1-D priors by name: 'shifted', 'narrow' or 'skewed'."""
+    """One of the canonical mismatched 1-D priors by name: 'shifted', 'narrow' or 'skewed'."""
     if name not in PRIORS_1D:
         raise ValueError(f"prior must be one of {sorted(PRIORS_1D)}, got {name!r}")
     mean, std = PRIORS_1D[name]

@@ -1,4 +1,4 @@
-"""The linear-rate proposition (SPEC section 2): KL_s <= exp(-int_s^t g(u)^2 / C_u du) KL_t under a log-Sobolev
+"""The paper's linear-rate proposition: KL_s <= exp(-int_s^t g(u)^2 / C_u du) KL_t under a log-Sobolev
 inequality for p_u, in continuous time and for the discrete chain, with a proved constant for the toy mixture.
 
 Convention: p satisfies LSI(C) when KL(nu || p) <= (C / 2) I(nu || p) for all nu, with the relative Fisher
