@@ -9,6 +9,8 @@ import importlib
 # standard library at module level (torch and the models load in ``run``), so ``--help`` answers at once
 COMMANDS = {
     "toy-kl": "sdelab.cli.toy_kl",
+    "drag": "sdelab.cli.drag",
+    "reproduce": "sdelab.cli.reproduce",
 }
 
 

@@ -143,8 +143,11 @@ def test_lora_scale_reaches_the_network_and_is_restored():
 
 
 def test_the_command_line_answers_help_without_torch():
-    code = ("import sys; from sdelab.__main__ import main\n"
-            "for argv in (['--help'], ['toy-kl', '--help']):\n"
+    code = ("import sys; from sdelab.__main__ import COMMANDS, main\n"
+            "from sdelab.cli.reproduce import EXPERIMENTS\n"
+            "argvs = [['--help']] + [[c, '--help'] for c in COMMANDS]\n"
+            "argvs += [['reproduce', e, '--help'] for e in EXPERIMENTS]\n"
+            "for argv in argvs:\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     start = time.perf_counter()

@@ -1,0 +1,175 @@
+"""Drag benchmark: UNet calls, wall time per edit and peak memory of SDE-Drag and ODE-Drag.
+
+    python benchmarks/drag.py            # CPU: the tiny SD and the digits model; with CUDA also SD-1.5-sized models
+    python benchmarks/drag.py --quick    # fewer configurations (a smoke run)
+
+Every configuration runs in a fresh process (clean peak memory): a 5-sub-step drag (one pair dragged
+10 latent pixels, step_size 2), the official grid (t0 = 0.6, 120 steps), with and without LoRA (100 steps).
+On a GPU, "sd15-shaped" is Stable Diffusion 1.5's UNet, VAE and CLIP text encoder built from their configs
+with random weights (the same compute as the real model; no download), at 512 x 512 in fp16 and fp32.
+It also times the two ways of computing Cycle-SDE's Eq. 8 noises: batched with the backward step (one UNet
+call on [x, chain sample] per step, what sdelab does) against a separate pass before the backward pass;
+both give the same result. The paper reports ~76 s per edit (GPU not stated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+PAPER_SECONDS = 76
+
+
+def sd15_shaped(device: str, dtype: torch.dtype):
+    """Stable Diffusion 1.5's architecture with random weights (its published configs), offline."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from sdelab.models.stable_diffusion import StableDiffusion, _byte_vocab
+
+    unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                                block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
+                                attention_head_dim=8, norm_num_groups=32,
+                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=512, layers_per_block=2,
+                        block_out_channels=(128, 256, 512, 512), scaling_factor=0.18215,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    vocab = _byte_vocab()
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
+                                        bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                                        pad_token_id=vocab["<|endoftext|>"]))
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    return StableDiffusion(unet, vae, text, tokenizer, scheduler, name="sd15-shaped-random",
+                           random_weights=True).to(device, dtype)
+
+
+def load(name: str, device: str, dtype: torch.dtype):
+    from sdelab.models import load_digits_model, tiny_stable_diffusion
+
+    if name == "digits":
+        return load_digits_model(device=device, dtype=dtype)
+    if name == "tiny-sd":
+        return tiny_stable_diffusion(device=device, dtype=dtype)
+    return sd15_shaped(device, dtype)
+
+
+def one(config: dict) -> dict:
+    """Run one configuration in this process and measure it."""
+    from sdelab.edit.drag import drag
+
+    device, dtype = config["device"], getattr(torch, config["dtype"])
+    model = load(config["model"], device, dtype)
+    side = {"digits": 16, "tiny-sd": 64}.get(config["model"], 512)
+    image = torch.rand(1, model.image_channels, side, side, generator=torch.Generator().manual_seed(0))
+    dx = 10 * model.pixels_per_latent  # 10 latent pixels: 5 sub-steps of 2
+    src = [(side // 2 - dx // 2, side // 2)]
+    tgt = [(src[0][0] + dx, side // 2)]
+    prompt = "a photo" if model.conditional else ""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    res = drag(model, image[0], src, tgt, prompt=prompt, method=config["method"], lora_steps=config["lora"],
+               frames=False, progress=False)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
+    return config | {"substeps": res.settings["m"], "unet_calls": res.unet_calls, "seconds": round(seconds, 2),
+                     "peak_gib": round(peak, 2)}
+
+
+def noise_strategies(config: dict) -> dict:
+    """Seconds of Cycle-SDE's backward pass: Eq. 8 batched with each step vs computed in a pass before it."""
+    from sdelab.sampling import cycle_sde_noises, denoise, forward_chain
+    from sdelab.schedules import time_grid
+
+    model = load(config["model"], config["device"], getattr(torch, config["dtype"]))
+    gen = torch.Generator(device=model.device).manual_seed(0)
+    x0 = torch.randn(model.latent_shape(1), generator=gen, device=model.device, dtype=model.latent_dtype)
+    grid = time_grid(model.schedule, 120, 0.6)
+    chain = forward_chain(model.schedule, x0, grid, generator=gen)
+    eps = model.eps_model("a photo" if model.conditional else None, 3.0 if model.conditional else 1.0)
+    times, outs = {}, {}
+    for name in ("batched with the step", "separate pass"):
+        sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        if name == "separate pass":
+            noises = cycle_sde_noises(eps, model.schedule, chain, grid)
+            outs[name] = denoise(eps, model.schedule, chain[0], grid, eta=1.0, noises=noises)
+        else:
+            outs[name] = denoise(eps, model.schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
+        sync()
+        times[name] = round(time.perf_counter() - start, 2)
+    diff = (outs["batched with the step"] - outs["separate pass"]).abs().max().item()
+    return config | times | {"max_abs_diff": diff}
+
+
+def configurations(quick: bool) -> list[dict]:
+    cpu = [dict(model=m, device="cpu", dtype="float32", method=meth, lora=lora)
+           for m in ("digits", "tiny-sd") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
+    if not torch.cuda.is_available():
+        return cpu
+    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, method=meth, lora=lora)
+           for dt in ("float16", "float32") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
+    return cpu + gpu
+
+
+def run_child(kind: str, config: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(config)], capture_output=True,
+                         text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    if out.returncode:
+        return config | {"error": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        config = json.loads(args.child[1])
+        if config["device"] == "cpu":
+            torch.set_num_threads(1)  # small models: one thread each is faster on 2 shared cores
+        print(json.dumps((one if args.child[0] == "edit" else noise_strategies)(config)))
+        return
+    from sdelab.plotting import machine
+
+    print(f"# drag benchmark on {machine()}, torch {torch.__version__}; paper: ~{PAPER_SECONDS} s per edit")
+    print("| model | device | dtype | method | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for config in configurations(args.quick):
+        r = run_child("edit", config)
+        if "error" in r:
+            print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | error: "
+                  f"{r['error']} |")
+            continue
+        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | {r['substeps']} | "
+              f"{r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} |", flush=True)
+    print("\n| model | device | dtype | Eq. 8 batched with the step (s) | separate pass (s) | max abs diff |")
+    print("|---|---|---|---|---|---|")
+    for config in [c for c in configurations(True) if c["method"] == "sde"]:
+        r = run_child("noises", config)
+        if "error" in r:
+            print(f"| {r['model']} | {r['device']} | {r['dtype']} | error: {r['error']} |")
+            continue
+        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['batched with the step']:.2f} | "
+              f"{r['separate pass']:.2f} | {r['max_abs_diff']:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

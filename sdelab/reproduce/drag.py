@@ -1,0 +1,287 @@
+"""The paper's drag claim measured on the shipped digits model: SDE-Drag's outputs are more realistic than
+ODE-Drag's while the drag still happens (the paper shows it with a user study on Stable Diffusion).
+
+Setup (``python -m sdelab reproduce drag``):
+- Inputs: the 450 held-out digits; for each one drag drawn with a fixed seed: the source on an ink pixel
+  (value > 0.5), a uniform direction, a length of 3 to 5 pixels, source and target at least radius + 1
+  pixels from the border so that the copy windows are whole. Two mask settings: none, and a band of width
+  2 * radius around the segment from source to target.
+- Methods: ``input`` (no edit), ``copy-paste`` (the same sub-steps, windows and noise applied to the clean
+  image, no diffusion), ``ode-drag`` and ``sde-drag`` (``sdelab.edit.drag``, batched through each sub-step).
+- Grid: the official UI's density, 100 intervals over [0, T] (steps = 100 t0); t0 in {0.2, 0.4, 0.6}.
+- Metrics, each with a 95% bootstrap interval over the images: realism (Frechet distances to the training
+  digits in the judge's PCA and MLP features, the judge's confident fraction); faithfulness (the judge's
+  label of the input kept; mean |change| outside the band); drag accuracy (``mean_distance``: where the
+  input's copy window at the source best matches the output within 7 px of the source, by least squares,
+  and its distance to the target; ``transfer``: ink gained in the target window over the ink of the source
+  window).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sdelab.edit.drag import copy_paste, default_radius, drag_latents, drag_substeps
+from sdelab.models.digits import digits_dataset, load_digits_model
+from sdelab.models.digits_quality import DigitsJudge, frechet_distance
+
+METHODS = ("input", "copy-paste", "ode-drag", "sde-drag")
+MASKS = ("none", "band")
+SEARCH = 7  # pixels around the source searched by mean_distance
+
+
+@dataclass
+class DragCases:
+    """The benchmark's inputs: images (n, 1, 16, 16) in [0, 1] with one drag each, (x, y) pixels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor  # (n,) true classes
+    source: torch.Tensor  # (n, 2) int64
+    target: torch.Tensor  # (n, 2) int64
+
+
+def drag_cases(n: int = 450, radius: int = 2, seed: int = 0) -> DragCases:
+    """One drag per held-out digit (module docstring), drawn with ``numpy.random.default_rng(seed)``."""
+    images, labels = digits_dataset(split="test", return_labels=True)
+    if not 1 <= n <= len(images):
+        raise ValueError(f"n must lie in [1, {len(images)}], got {n}")
+    images, labels = images[:n], labels[:n]
+    rng = np.random.default_rng(seed)
+    lo, hi = radius + 1, 16 - 1 - (radius + 1)  # whole windows: [p - r, p + r) inside, one pixel to spare
+    sources, targets = [], []
+    for image in images[:, 0].numpy():
+        ys, xs = np.nonzero(image[lo: hi + 1, lo: hi + 1] > 0.5)
+        candidates = np.stack([xs + lo, ys + lo], 1)  # (c, 2) ink pixels away from the border, (x, y)
+        for _ in range(10_000):
+            s = candidates[rng.integers(len(candidates))]
+            angle, length = rng.uniform(0, 2 * math.pi), rng.uniform(3, 5)
+            t = np.rint(s + length * np.array([math.cos(angle), math.sin(angle)])).astype(int)
+            if (lo <= t).all() and (t <= hi).all() and 3 <= np.linalg.norm(t - s) <= 5:
+                break
+        else:
+            raise RuntimeError("no valid drag found")  # cannot happen: every digit has ink near its centre
+        sources.append(s)
+        targets.append(t)
+    return DragCases(images, labels, torch.as_tensor(np.array(sources)), torch.as_tensor(np.array(targets)))
+
+
+def band_masks(cases: DragCases, radius: int) -> torch.Tensor:
+    """bool (n, 1, 16, 16): pixels whose centre lies within ``radius`` of the segment from source to target."""
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    p = torch.stack([xx, yy], -1)[None]  # (1, 16, 16, 2)
+    s, t = cases.source.double()[:, None, None], cases.target.double()[:, None, None]  # (n, 1, 1, 2)
+    d = t - s
+    u = ((p - s) * d).sum(-1, keepdim=True) / (d * d).sum(-1, keepdim=True)
+    closest = s + u.clamp(0, 1) * d
+    return ((p - closest).norm(dim=-1) <= radius)[:, None]
+
+
+# ---- metrics -------------------------------------------------------------------------------------------------
+def _window(images: np.ndarray, p: np.ndarray, r: int) -> np.ndarray:
+    """images (n, 16, 16); p (n, 2) (x, y) -> the windows [p - r, p + r) as (n, 2r, 2r)."""
+    return np.stack([im[y - r: y + r, x - r: x + r] for im, (x, y) in zip(images, p, strict=True)])
+
+
+def mean_distance(inputs: np.ndarray, outputs: np.ndarray, source: np.ndarray, target: np.ndarray,
+                  r: int) -> np.ndarray:
+    """Per image: the position within SEARCH px of the source where the output best matches (least squares) the
+    input's window at the source; its distance to the target. inputs, outputs (n, 16, 16); returns (n,)."""
+    template = _window(inputs, source, r)  # (n, 2r, 2r)
+    offsets = sorted(((dx, dy) for dx in range(-SEARCH, SEARCH + 1) for dy in range(-SEARCH, SEARCH + 1)
+                      if dx * dx + dy * dy <= SEARCH * SEARCH), key=lambda o: o[0] ** 2 + o[1] ** 2)
+    out = np.empty(len(inputs))
+    for i in range(len(inputs)):
+        best, where = np.inf, source[i]
+        for dx, dy in offsets:  # nearest first: of equal matches the one closest to the source wins
+            x, y = source[i, 0] + dx, source[i, 1] + dy
+            if r <= x <= 16 - r and r <= y <= 16 - r:
+                ssd = ((outputs[i, y - r: y + r, x - r: x + r] - template[i]) ** 2).sum()
+                if ssd < best - 1e-12:
+                    best, where = ssd, np.array([x, y])
+        out[i] = np.linalg.norm(where - target[i])
+    return out
+
+
+def ink_transfer(inputs: np.ndarray, outputs: np.ndarray, source: np.ndarray, target: np.ndarray,
+                 r: int) -> np.ndarray:
+    """Per image: ink gained in the target window, over the input's ink in the source window; (n,)."""
+    gained = _window(outputs, target, r).sum((1, 2)) - _window(inputs, target, r).sum((1, 2))
+    return gained / np.maximum(_window(inputs, source, r).sum((1, 2)), 1e-6)
+
+
+def _bootstrap(values: np.ndarray, rng, reps: int = 200) -> list[float]:
+    idx = rng.integers(len(values), size=(reps, len(values)))
+    return np.percentile(values[idx].mean(1), [2.5, 97.5]).tolist()
+
+
+def score(judge: DigitsJudge, train_features: dict, cases: DragCases, outputs: torch.Tensor, band: torch.Tensor,
+          r: int, seed: int = 0, reps: int = 200) -> dict:
+    """Every metric of one method's outputs (n, 1, 16, 16) in [0, 1], with 95% bootstrap intervals."""
+    rng = np.random.default_rng(seed)
+    x_in, x_out = cases.images[:, 0].numpy().astype(np.float64), outputs[:, 0].numpy().astype(np.float64)
+    flat = x_out.reshape(len(x_out), -1)
+    feats = {"fd_pca": judge.pca.transform(flat), "fd_mlp": judge.hidden(flat)}
+    prob = judge.classifier.predict_proba(flat)
+    per_image = {
+        "confident": (prob.max(1) > 0.9).astype(float),
+        "class_kept": (prob.argmax(1) == judge.classifier.predict(x_in.reshape(len(x_in), -1))).astype(float),
+        "mean_distance": mean_distance(x_in, x_out, cases.source.numpy(), cases.target.numpy(), r),
+        "transfer": ink_transfer(x_in, x_out, cases.source.numpy(), cases.target.numpy(), r),
+        "change_outside": np.array([np.abs(o - i)[~b].mean() for o, i, b in
+                                    zip(x_out, x_in, band[:, 0].numpy(), strict=True)]),
+    }
+    row = {name: float(v.mean()) for name, v in per_image.items()}
+    ci = {name: _bootstrap(v, rng, reps) for name, v in per_image.items()}
+    for name, f in feats.items():
+        row[name] = frechet_distance(f, train_features[name])
+        boot = [frechet_distance(f[rng.integers(len(f), size=len(f))], train_features[name]) for _ in range(reps // 4)]
+        ci[name] = np.percentile(boot, [2.5, 97.5]).tolist()
+    return row | {"ci": ci}
+
+
+# ---- the experiment ------------------------------------------------------------------------------------------
+def _copy_paste_only(x0, cases, substeps_per_image, r, alpha, beta, seed) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    out = x0.clone()
+    for i in range(len(out)):
+        for sources, targets in substeps_per_image[i]:
+            out[i: i + 1] = copy_paste(out[i: i + 1], sources, targets, r, alpha, beta, gen)
+    return out
+
+
+def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | None, t0: float, intervals: int,
+              alpha: float, beta: float, r: int, seed: int, progress: bool) -> dict[str, torch.Tensor]:
+    """ODE-Drag and SDE-Drag outputs (n, 1, 16, 16) in [0, 1] of the latents x0 with their sub-steps, the images
+    batched by their sub-step count."""
+    steps = max(1, round(intervals * t0))
+    out = {}
+    for method in ("ode", "sde"):
+        result = torch.empty_like(x0)
+        for m in sorted({len(s) for s in per_image}):
+            idx = [i for i, s in enumerate(per_image) if len(s) == m]
+            substeps = [(torch.stack([per_image[i][k][0] for i in idx]), torch.stack([per_image[i][k][1] for i in idx]))
+                        for k in range(m)]  # each (b, 1, 2)
+            gen = torch.Generator(device=model.device).manual_seed(seed + m)
+            result[idx] = drag_latents(model, x0[idx], substeps, method=method,
+                                       mask=None if mask is None else mask[idx], t0=t0, steps=steps, alpha=alpha,
+                                       beta=beta, radius=r, generator=gen, progress=progress)
+        out[f"{method}-drag"] = model.decode(result)
+    return out
+
+
+def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alpha: float = 1.1, beta: float = 0.3,
+                   seed: int = 0, reps: int = 200, save=None, progress: bool = True) -> dict:
+    """The table's rows (one per method, mask and t0) and the settings; ``save`` a folder for the .npz outputs."""
+    if not all(0 < t <= 1 for t in t0s):
+        raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
+    start = time.perf_counter()
+    model = load_digits_model()
+    r = default_radius(16)
+    cases = drag_cases(n, r, seed)
+    judge = DigitsJudge.fit()
+    train = digits_dataset(split="train")[:, 0].numpy().reshape(-1, 256).astype(np.float64)
+    train_features = {"fd_pca": judge.pca.transform(train), "fd_mlp": judge.hidden(train)}
+    bands = band_masks(cases, r)
+    x0 = model.encode(cases.images)
+    per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
+    rows = []
+    for mask_name in MASKS:
+        mask = bands if mask_name == "band" else None
+        pasted = _copy_paste_only(x0, cases, per_image, r, alpha, beta, seed)
+        if mask is not None:
+            pasted = torch.where(mask, pasted, x0)
+        fixed = {"input": cases.images, "copy-paste": model.decode(pasted)}
+        for method, images in fixed.items():
+            rows.append({"method": method, "mask": mask_name, "t0": None} | score(judge, train_features, cases, images,
+                                                                                bands, r, seed, reps))
+        for t0 in t0s:
+            outputs = run_drags(model, x0, per_image, mask, t0, intervals, alpha, beta, r, seed, progress)
+            for method, images in outputs.items():
+                rows.append({"method": method, "mask": mask_name, "t0": t0}
+                            | score(judge, train_features, cases, images, bands, r, seed, reps))
+            if save is not None:
+                arrays = {k.replace("-", "_"): v.numpy().astype(np.float32) for k, v in (fixed | outputs).items()}
+                np.savez_compressed(f"{save}/drag_digits_t0={t0}_mask={mask_name}.npz", **arrays,
+                                    source=cases.source.numpy(), target=cases.target.numpy())
+    settings = dict(model=model.name, n=n, t0=list(t0s), intervals=intervals, steps=[max(1, round(intervals * t))
+                                                                                     for t in t0s],
+                    alpha=alpha, beta=beta, radius=r, step_size=2.0, search=SEARCH, seed=seed, bootstrap=reps,
+                    seconds=round(time.perf_counter() - start, 1))
+    return {"rows": rows, "settings": settings}
+
+
+def markdown(result: dict) -> str:
+    """The rows as a markdown table (values with their 95% intervals for the drag measures)."""
+    head = ("| mask | method | t0 | FD-PCA | FD-MLP | confident | class kept | mean distance (px) | ink transfer | "
+            "change outside |\n|---|---|---|---|---|---|---|---|---|---|")
+    lines = []
+    for r in result["rows"]:
+        ci = r["ci"]
+        lines.append(f"| {r['mask']} | {r['method']} | {'' if r['t0'] is None else r['t0']} | {r['fd_pca']:.2f} | "
+                     f"{r['fd_mlp']:.2f} | {r['confident']:.2f} | {r['class_kept']:.2f} | "
+                     f"{r['mean_distance']:.2f} [{ci['mean_distance'][0]:.2f}, {ci['mean_distance'][1]:.2f}] | "
+                     f"{r['transfer']:.2f} [{ci['transfer'][0]:.2f}, {ci['transfer'][1]:.2f}] | "
+                     f"{r['change_outside']:.3f} |")
+    return "\n".join([head, *lines])
+
+
+# ---- figures -------------------------------------------------------------------------------------------------
+def tradeoff_figure(result: dict):
+    """Realism (FD-PCA to the training digits) against drag accuracy (mean distance, ink transfer), per mask."""
+    import matplotlib.pyplot as plt
+
+    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0"}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharey="row")
+    for col, mask in enumerate(MASKS):
+        for row, (measure, label) in enumerate([("mean_distance", "mean distance to the target (px), lower = moved"),
+                                                ("transfer", "ink transfer to the target window, higher = moved")]):
+            ax = axes[row, col]
+            for method, color in colors.items():
+                rows = [r for r in result["rows"] if r["method"] == method and r["mask"] == mask]
+                xs, ys = [r[measure] for r in rows], [r["fd_pca"] for r in rows]
+                xerr = np.abs(np.array([r["ci"][measure] for r in rows]).T - xs)
+                yerr = np.abs(np.array([r["ci"]["fd_pca"] for r in rows]).T - ys)
+                ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o-" if len(rows) > 1 else "s", color=color,
+                            capsize=2, label=method)
+                for r in rows:
+                    if r["t0"] is not None:
+                        ax.annotate(f"t0={r['t0']}", (r[measure], r["fd_pca"]), fontsize=7, xytext=(3, 3),
+                                    textcoords="offset points", color=color)
+            ax.set(xlabel=label, ylabel="FD-PCA to training digits (lower: realistic)" if col == 0 else "",
+                   title=f"mask: {mask}")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Drag on the digits model: realism against drag accuracy (95% bootstrap intervals)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def examples_figure(arrays: dict[str, dict[str, np.ndarray]], source: np.ndarray, target: np.ndarray, k: int = 6):
+    """Inputs with their drag arrows, then copy-paste and each t0's ODE-Drag and SDE-Drag outputs, for k images.
+
+    arrays: {t0 label: npz arrays of run ``--save``}; every t0 shares the inputs and the copy-paste.
+    """
+    import matplotlib.pyplot as plt
+
+    first = next(iter(arrays.values()))
+    columns = [("input", first["input"]), ("copy-paste", first["copy_paste"])]
+    for t0, a in arrays.items():
+        columns += [(f"ODE-Drag\nt0={t0}", a["ode_drag"]), (f"SDE-Drag\nt0={t0}", a["sde_drag"])]
+    fig, axes = plt.subplots(k, len(columns), figsize=(1.15 * len(columns), 1.2 * k + 0.4))
+    for j, (title, images) in enumerate(columns):
+        axes[0, j].set_title(title, fontsize=8)
+        for i in range(k):
+            ax = axes[i, j]
+            ax.imshow(1 - images[i, 0], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                (sx, sy), (tx, ty) = source[i], target[i]
+                ax.annotate("", (tx, ty), (sx, sy), arrowprops=dict(arrowstyle="->", color="C3", lw=1.5))
+                ax.plot([sx], [sy], "o", color="C3", ms=3)
+    fig.tight_layout(pad=0.3)
+    return fig
