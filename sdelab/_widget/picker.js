@@ -102,6 +102,7 @@ export default {
     const maskLayer = layer(W, H);
     const top = layer(Math.round(cssW * dpr), Math.round(cssH * dpr));
     top.classList.add("sdelab-picker-top");
+    top.style.imageRendering = "auto"; // drawn at screen resolution: lines stay smooth at any devicePixelRatio
     const status = element("div", "sdelab-picker-status", el);
 
     const png = new Blob([bytesOf(model.get("_png"))], { type: "image/png" });
@@ -136,7 +137,7 @@ export default {
       ctx.clearRect(0, 0, cssW, cssH);
       const src = sources();
       const tgt = targets();
-      tgt.forEach((t, i) => drawArrow(ctx, toCss(src[i]), toCss(t), String(i + 1)));
+      tgt.slice(0, src.length).forEach((t, i) => drawArrow(ctx, toCss(src[i]), toCss(t), String(i + 1)));
       src.forEach((s) => drawDot(ctx, toCss(s), SOURCE));
       tgt.forEach((t) => drawDot(ctx, toCss(t), TARGET));
       if (mode === "mask" && cursor) {
