@@ -52,7 +52,17 @@ def _distance_to_stroke(x: float, y: float) -> float:
     return math.hypot(x - x0 - u * (x1 - x0), y - y0 - u * (y1 - y0))
 
 
-def _wait_for_state(path, done, timeout: float = 30) -> dict:
+def _in_view(canvas) -> dict:
+    """Scroll a picker's top canvas to the middle of the notebook; its box, checked to take clicks at its corners."""
+    canvas.evaluate("c => c.scrollIntoView({block: 'center'})")
+    box = canvas.bounding_box()
+    corners = [[box["x"] + 1, box["y"] + 1], [box["x"] + box["width"] - 1, box["y"] + box["height"] - 1]]
+    hit = canvas.evaluate("(c, corners) => corners.map(([x, y]) => document.elementFromPoint(x, y) === c)", corners)
+    assert all(hit), f"the picker is partly hidden (corners reachable: {hit}); make the page taller"
+    return box
+
+
+def _wait_for_state(path, done, timeout: float = 15) -> dict:
     """Poll the notebook's state file until done(state); return the last state read (or {})."""
     state, deadline = {}, time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,12 +87,12 @@ def test_clicks_and_a_stroke_reach_the_kernel(page, tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "picker.ipynb")
-    with jupyter_lab(tmp_path) as url:
-        run_notebook(page, url, "picker.ipynb")
+    # time limits (s): server 30, opening and running the notebook 40, drawing 30, state 15: a hang fails in 2 min
+    with jupyter_lab(tmp_path, timeout=30) as url:
+        run_notebook(page, url, "picker.ipynb", timeout=40)
         wide, digit = page.locator(".sdelab-picker").nth(0), page.locator(".sdelab-picker").nth(1)
-        digit.locator("canvas.sdelab-picker-top").wait_for(timeout=60_000)
-        wide.scroll_into_view_if_needed()
-        box = wide.locator("canvas.sdelab-picker-top").bounding_box()
+        digit.locator("canvas.sdelab-picker-top").wait_for(timeout=30_000)
+        box = _in_view(wide.locator("canvas.sdelab-picker-top"))
 
         def at(x, y, scale=WIDE_SCALE, b=box):  # image pixels -> page coordinates
             return b["x"] + x * scale, b["y"] + y * scale
@@ -103,8 +113,7 @@ def test_clicks_and_a_stroke_reach_the_kernel(page, tmp_path):
         page.mouse.move(*at(x1, y1), steps=10)
         page.mouse.up()
         # the 16x16 picker: its corner pixels
-        digit.scroll_into_view_if_needed()
-        digit_box = digit.locator("canvas.sdelab-picker-top").bounding_box()
+        digit_box = _in_view(digit.locator("canvas.sdelab-picker-top"))
         page.mouse.click(*at(0.5, 0.5, DIGIT_SCALE, digit_box))
         page.mouse.click(*at(15.9, 15.9, DIGIT_SCALE, digit_box))
 
