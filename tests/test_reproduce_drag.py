@@ -42,7 +42,7 @@ def test_the_drag_measures_separate_no_edit_from_a_copy_paste(cases):
     model = load_digits_model()
     x0 = model.encode(cases.images)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
-    pasted = model.decode(_copy_paste_only(x0, cases, per_image, 2, 1.1, 0.3, 0))[:, 0].numpy().astype(float)
+    pasted = model.decode(_copy_paste_only(x0, per_image, 2, 1.1, 0.3, 0))[:, 0].numpy().astype(float)
     x = cases.images[:, 0].numpy().astype(float)
     s, t = cases.source.numpy(), cases.target.numpy()
     # the unedited input: the source window is found where it is, |target - source| away; nothing transferred

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap resamples (200)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...], "settings": {...}}')
     parser.add_argument("--save", help="folder for drag_digits_t0=<t0>_mask=<mask>.npz with every output")
+    parser.add_argument("--load", help="a --save folder: re-measure its outputs instead of running the drags")
     parser.add_argument("--figures", action="store_true",
                         help="save figures/drag_digits_tradeoff.png and figures/drag_digits_examples.png")
 
@@ -42,16 +43,16 @@ def run(args: argparse.Namespace) -> int:
     from sdelab.reproduce.drag import examples_figure, markdown, reproduce_drag, tradeoff_figure
 
     torch.set_num_threads(1)  # batches of 16x16 images: one thread is faster than two on two shared cores
-    save = args.save or (tempfile.mkdtemp() if args.figures else None)
+    save = args.save or args.load or (tempfile.mkdtemp() if args.figures else None)
     if save:
         Path(save).mkdir(parents=True, exist_ok=True)
-    result = reproduce_drag(args.n, tuple(args.t0), args.intervals, seed=args.seed, reps=args.bootstrap, save=save,
-                            progress=not args.json)
+    result = reproduce_drag(args.n, tuple(args.t0), args.intervals, seed=args.seed, reps=args.bootstrap,
+                            save=None if args.load else save, load=args.load, progress=not args.json)
     print(json.dumps(result) if args.json else markdown(result))
     if args.figures:
         s = result["settings"]
         setup = (f"digits DDPM, n={s['n']} held-out digits, one drag each (3-5 px), steps = {s['intervals']} t0, "
-                 f"alpha={s['alpha']}, beta={s['beta']}, r={s['radius']}, seed={s['seed']}, {s['seconds']:.0f} s")
+                 f"alpha={s['alpha']}, beta={s['beta']}, r={s['radius']}, seed={s['seed']}")
         save_figure(tradeoff_figure(result), "drag_digits_tradeoff", setup=setup)
         arrays = {t0: dict(np.load(f"{save}/drag_digits_t0={t0}_mask=none.npz")) for t0 in args.t0}
         first = next(iter(arrays.values()))

@@ -102,6 +102,16 @@ def copy_paste(x_t0: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor,
     return x
 
 
+def paste_only(x0: torch.Tensor, substeps: list[Substep], radius: int, alpha: float = 1.1, beta: float = 0.3,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The drag's copy-paste applied to the clean latent x0 (n, C, h, w), sub-step after sub-step, with no
+    diffusion: the baseline that shows the damage an edit does before a sampler repairs it."""
+    x = x0
+    for sources, targets in substeps:
+        x = copy_paste(x, sources, targets, radius, alpha, beta, generator)
+    return x
+
+
 def default_radius(latent_width: int) -> int:
     """The official 5 latent pixels on SD's 64-wide latent, scaled with the latent's width, at least 2."""
     return max(2, round(5 * latent_width / 64))

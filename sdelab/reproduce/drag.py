@@ -19,14 +19,16 @@ Setup (``python -m sdelab reproduce drag``):
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from sdelab.edit.drag import copy_paste, default_radius, drag_latents, drag_substeps
+from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
 from sdelab.models.digits import digits_dataset, load_digits_model
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 
@@ -114,44 +116,59 @@ def ink_transfer(inputs: np.ndarray, outputs: np.ndarray, source: np.ndarray, ta
     return gained / np.maximum(_window(inputs, source, r).sum((1, 2)), 1e-6)
 
 
-def _bootstrap(values: np.ndarray, rng, reps: int = 200) -> list[float]:
-    idx = rng.integers(len(values), size=(reps, len(values)))
-    return np.percentile(values[idx].mean(1), [2.5, 97.5]).tolist()
-
-
-def score(judge: DigitsJudge, train_features: dict, cases: DragCases, outputs: torch.Tensor, band: torch.Tensor,
-          r: int, seed: int = 0, reps: int = 200) -> dict:
-    """Every metric of one method's outputs (n, 1, 16, 16) in [0, 1], with 95% bootstrap intervals."""
-    rng = np.random.default_rng(seed)
+def measures(judge: DigitsJudge, cases: DragCases, outputs: torch.Tensor, band: torch.Tensor, r: int) -> dict:
+    """Per-image measures and judge features of one method's outputs (n, 1, 16, 16) in [0, 1]."""
     x_in, x_out = cases.images[:, 0].numpy().astype(np.float64), outputs[:, 0].numpy().astype(np.float64)
     flat = x_out.reshape(len(x_out), -1)
-    feats = {"fd_pca": judge.pca.transform(flat), "fd_mlp": judge.hidden(flat)}
     prob = judge.classifier.predict_proba(flat)
+    source, target = cases.source.numpy(), cases.target.numpy()
     per_image = {
         "confident": (prob.max(1) > 0.9).astype(float),
         "class_kept": (prob.argmax(1) == judge.classifier.predict(x_in.reshape(len(x_in), -1))).astype(float),
-        "mean_distance": mean_distance(x_in, x_out, cases.source.numpy(), cases.target.numpy(), r),
-        "transfer": ink_transfer(x_in, x_out, cases.source.numpy(), cases.target.numpy(), r),
+        "mean_distance": mean_distance(x_in, x_out, source, target, r),
+        "transfer": ink_transfer(x_in, x_out, source, target, r),
         "change_outside": np.array([np.abs(o - i)[~b].mean() for o, i, b in
                                     zip(x_out, x_in, band[:, 0].numpy(), strict=True)]),
     }
-    row = {name: float(v.mean()) for name, v in per_image.items()}
-    ci = {name: _bootstrap(v, rng, reps) for name, v in per_image.items()}
-    for name, f in feats.items():
-        row[name] = frechet_distance(f, train_features[name])
-        boot = [frechet_distance(f[rng.integers(len(f), size=len(f))], train_features[name]) for _ in range(reps // 4)]
-        ci[name] = np.percentile(boot, [2.5, 97.5]).tolist()
-    return row | {"ci": ci}
+    return {"per_image": per_image, "features": {"fd_pca": judge.pca.transform(flat), "fd_mlp": judge.hidden(flat)}}
+
+
+def _statistics(m: dict, train_features: dict, boots: np.ndarray) -> tuple[dict, dict]:
+    """Point values and their values on every bootstrap resample (rows of ``boots``), per measure."""
+    point = {name: float(v.mean()) for name, v in m["per_image"].items()}
+    resampled = {name: v[boots].mean(1) for name, v in m["per_image"].items()}
+    for name, f in m["features"].items():
+        point[name] = frechet_distance(f, train_features[name])
+        resampled[name] = np.array([frechet_distance(f[b], train_features[name]) for b in boots])
+    return point, resampled
+
+
+def summarise(m: dict, train_features: dict, boots: np.ndarray) -> dict:
+    """One table row: the measures with 95% bootstrap intervals over the images.
+
+    A resample with replacement repeats images, which inflates a Frechet distance; its interval is therefore
+    bias-corrected (the resampled values shifted by their mean excess over the estimate).
+    """
+    point, resampled = _statistics(m, train_features, boots)
+    ci = {}
+    for name, values in resampled.items():
+        shift = values.mean() - point[name] if name.startswith("fd_") else 0.0
+        ci[name] = np.percentile(values - shift, [2.5, 97.5]).tolist()
+    return point | {"ci": ci}
+
+
+def compare(ode: dict, sde: dict, train_features: dict, boots: np.ndarray) -> dict:
+    """ODE-Drag minus SDE-Drag for every measure, with a paired 95% bootstrap interval (the same resamples)."""
+    (p_ode, r_ode), (p_sde, r_sde) = _statistics(ode, train_features, boots), _statistics(sde, train_features, boots)
+    return {name: {"ode_minus_sde": p_ode[name] - p_sde[name],
+                   "ci": np.percentile(r_ode[name] - r_sde[name], [2.5, 97.5]).tolist()} for name in p_ode}
 
 
 # ---- the experiment ------------------------------------------------------------------------------------------
-def _copy_paste_only(x0, cases, substeps_per_image, r, alpha, beta, seed) -> torch.Tensor:
+def _copy_paste_only(x0, per_image: list, r: int, alpha: float, beta: float, seed: int) -> torch.Tensor:
+    """``paste_only`` per image (each has its own sub-steps), one generator for all."""
     gen = torch.Generator().manual_seed(seed)
-    out = x0.clone()
-    for i in range(len(out)):
-        for sources, targets in substeps_per_image[i]:
-            out[i: i + 1] = copy_paste(out[i: i + 1], sources, targets, r, alpha, beta, gen)
-    return out
+    return torch.cat([paste_only(x0[i: i + 1], substeps, r, alpha, beta, gen) for i, substeps in enumerate(per_image)])
 
 
 def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | None, t0: float, intervals: int,
@@ -174,9 +191,27 @@ def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | Non
     return out
 
 
+def _outputs(model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha, beta, r, seed, progress, load):
+    """Every method's outputs (n, 1, 16, 16) in [0, 1] at one mask and t0: computed, or read from ``load``."""
+    if load is not None:
+        saved = np.load(f"{load}/drag_digits_t0={t0}_mask={mask_name}.npz")
+        if not (np.array_equal(saved["source"], cases.source.numpy()) and len(saved["input"]) == len(x0)):
+            raise ValueError(f"load={load!r} holds outputs of other drags (n, seed): rerun without --load")
+        return {method: torch.from_numpy(saved[method.replace("-", "_")]) for method in METHODS}
+    mask = bands if mask_name == "band" else None
+    pasted = _copy_paste_only(x0, per_image, r, alpha, beta, seed)
+    if mask is not None:
+        pasted = torch.where(mask, pasted, x0)
+    fixed = {"input": cases.images, "copy-paste": model.decode(pasted)}
+    return fixed | run_drags(model, x0, per_image, mask, t0, intervals, alpha, beta, r, seed, progress)
+
+
 def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alpha: float = 1.1, beta: float = 0.3,
-                   seed: int = 0, reps: int = 200, save=None, progress: bool = True) -> dict:
-    """The table's rows (one per method, mask and t0) and the settings; ``save`` a folder for the .npz outputs."""
+                   seed: int = 0, reps: int = 200, save=None, load=None, progress: bool = True) -> dict:
+    """The table's rows (one per method, mask and t0), the paired ODE-minus-SDE comparisons, and the settings.
+
+    save: a folder for the .npz outputs; load: such a folder, to re-measure saved outputs without rerunning.
+    """
     if not all(0 < t <= 1 for t in t0s):
         raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
     start = time.perf_counter()
@@ -189,34 +224,37 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
     bands = band_masks(cases, r)
     x0 = model.encode(cases.images)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
-    rows = []
+    boots = np.random.default_rng(seed).integers(n, size=(reps, n))  # shared: every comparison is paired
+    rows, comparisons = [], []
     for mask_name in MASKS:
-        mask = bands if mask_name == "band" else None
-        pasted = _copy_paste_only(x0, cases, per_image, r, alpha, beta, seed)
-        if mask is not None:
-            pasted = torch.where(mask, pasted, x0)
-        fixed = {"input": cases.images, "copy-paste": model.decode(pasted)}
-        for method, images in fixed.items():
-            rows.append({"method": method, "mask": mask_name, "t0": None} | score(judge, train_features, cases, images,
-                                                                                bands, r, seed, reps))
-        for t0 in t0s:
-            outputs = run_drags(model, x0, per_image, mask, t0, intervals, alpha, beta, r, seed, progress)
-            for method, images in outputs.items():
-                rows.append({"method": method, "mask": mask_name, "t0": t0}
-                            | score(judge, train_features, cases, images, bands, r, seed, reps))
+        for k, t0 in enumerate(t0s):
+            outputs = _outputs(model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha, beta, r, seed,
+                               progress, load)
+            m = {method: measures(judge, cases, images, bands, r) for method, images in outputs.items()}
+            for method in METHODS if k == 0 else METHODS[2:]:  # input and copy-paste do not depend on t0
+                rows.append({"method": method, "mask": mask_name, "t0": t0 if method.endswith("drag") else None}
+                            | summarise(m[method], train_features, boots))
+            comparisons.append({"mask": mask_name, "t0": t0}
+                               | compare(m["ode-drag"], m["sde-drag"], train_features, boots))
             if save is not None:
-                arrays = {k.replace("-", "_"): v.numpy().astype(np.float32) for k, v in (fixed | outputs).items()}
+                arrays = {k.replace("-", "_"): v.numpy().astype(np.float32) for k, v in outputs.items()}
                 np.savez_compressed(f"{save}/drag_digits_t0={t0}_mask={mask_name}.npz", **arrays,
                                     source=cases.source.numpy(), target=cases.target.numpy())
     settings = dict(model=model.name, n=n, t0=list(t0s), intervals=intervals, steps=[max(1, round(intervals * t))
                                                                                      for t in t0s],
                     alpha=alpha, beta=beta, radius=r, step_size=2.0, search=SEARCH, seed=seed, bootstrap=reps,
                     seconds=round(time.perf_counter() - start, 1))
-    return {"rows": rows, "settings": settings}
+    if save is not None:  # the run's own settings beside its outputs, so that --load can report them
+        Path(save, "settings.json").write_text(json.dumps(settings))
+    if load is not None:
+        fresh = json.loads(Path(load, "settings.json").read_text())
+        settings |= {"seconds_of_the_run": fresh["seconds"],
+                     "measured_from_saved_outputs": True}
+    return {"rows": rows, "comparisons": comparisons, "settings": settings}
 
 
 def markdown(result: dict) -> str:
-    """The rows as a markdown table (values with their 95% intervals for the drag measures)."""
+    """The rows as a markdown table (drag measures with their 95% intervals), then the paired comparisons."""
     head = ("| mask | method | t0 | FD-PCA | FD-MLP | confident | class kept | mean distance (px) | ink transfer | "
             "change outside |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = []
@@ -227,7 +265,13 @@ def markdown(result: dict) -> str:
                      f"{r['mean_distance']:.2f} [{ci['mean_distance'][0]:.2f}, {ci['mean_distance'][1]:.2f}] | "
                      f"{r['transfer']:.2f} [{ci['transfer'][0]:.2f}, {ci['transfer'][1]:.2f}] | "
                      f"{r['change_outside']:.3f} |")
-    return "\n".join([head, *lines])
+    names = ["fd_pca", "fd_mlp", "confident", "class_kept", "mean_distance", "transfer"]
+    head2 = ("| mask | t0 | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names))
+    lines2 = [f"| {c['mask']} | {c['t0']} | " + " | ".join(
+        f"{c[n]['ode_minus_sde']:+.3f} [{c[n]['ci'][0]:+.3f}, {c[n]['ci'][1]:+.3f}]" for n in names) + " |"
+        for c in result.get("comparisons", [])]
+    return "\n".join([head, *lines, "", "ODE-Drag minus SDE-Drag (paired 95% bootstrap intervals):", "", head2,
+                      *lines2])
 
 
 # ---- figures -------------------------------------------------------------------------------------------------
