@@ -67,6 +67,10 @@ def test_cli_json_rows_and_saved_outputs(tmp_path, capsys):
             assert lo <= hi, name
     band = [r for r in rows if r["mask"] == "band" and r["method"] != "input"]
     assert all(r["change_outside"] == 0 for r in band)  # the band mask keeps every pixel outside it
+    assert main(["reproduce", "drag", "--n", "6", "--t0", "0.2", "--intervals", "20", "--bootstrap", "8", "--json",
+                 "--load", str(tmp_path)]) == 0  # re-measured from the saved outputs: the same table
+    again = json.loads(capsys.readouterr().out)
+    assert again["rows"] == rows and again["settings"]["seconds_of_the_run"] == out["settings"]["seconds"]
     saved = np.load(tmp_path / "drag_digits_t0=0.2_mask=none.npz")
     assert saved["sde_drag"].shape == (6, 1, 16, 16) and saved["source"].shape == (6, 2)
     assert saved["sde_drag"].dtype == np.float32 and 0 <= saved["ode_drag"].min() and saved["ode_drag"].max() <= 1
