@@ -7,9 +7,10 @@ Every configuration runs in a fresh process (clean peak memory): a 5-sub-step dr
 10 latent pixels, step_size 2), the official grid (t0 = 0.6, 120 steps), with and without LoRA (100 steps).
 On a GPU, "sd15-shaped" is Stable Diffusion 1.5's UNet, VAE and CLIP text encoder built from their configs
 with random weights (the same compute as the real model; no download), at 512 x 512 in fp16 and fp32.
-It also times the two ways of computing Cycle-SDE's Eq. 8 noises: batched with the backward step (one UNet
-call on [x, chain sample] per step, what sdelab does) against a separate pass before the backward pass;
-both give the same result. The paper reports ~76 s per edit (GPU not stated).
+It also times the ways of evaluating the stored chain's eps for Cycle-SDE's Eq. 8 noises (it does not depend on the
+sample being denoised): in each backward step's call (one call on [x, chain sample], the default) or in a pass
+before the backward pass, 1 or 20 steps per call (``reconstruct(chain_batch=...)``); all give the same result.
+The paper reports ~76 s per edit (GPU not stated).
 """
 
 from __future__ import annotations
@@ -91,31 +92,28 @@ def one(config: dict) -> dict:
                      "peak_gib": round(peak, 2)}
 
 
+STRATEGIES = {"in each step's call": None, "before, 1 step per call": 1, "before, 20 steps per call": 20}
+
+
 def noise_strategies(config: dict) -> dict:
-    """Seconds of Cycle-SDE's backward pass: Eq. 8 batched with each step vs computed in a pass before it."""
-    from sdelab.sampling import cycle_sde_noises, denoise, forward_chain
-    from sdelab.schedules import time_grid
+    """Seconds of Cycle-SDE's backward pass for each way of evaluating the stored chain's eps (Eq. 8 noises)."""
+    from sdelab.edit.inversion import invert, reconstruct
 
     model = load(config["model"], config["device"], getattr(torch, config["dtype"]))
     gen = torch.Generator(device=model.device).manual_seed(0)
     x0 = torch.randn(model.latent_shape(1), generator=gen, device=model.device, dtype=model.latent_dtype)
-    grid = time_grid(model.schedule, 120, 0.6)
-    chain = forward_chain(model.schedule, x0, grid, generator=gen)
-    eps = model.eps_model("a photo" if model.conditional else None, 3.0 if model.conditional else 1.0)
+    prompt, guidance = ("a photo", 3.0) if model.conditional else (None, 1.0)
+    inv = invert(model, x0, 120, 0.6, prompt=prompt, guidance=guidance, generator=gen, progress=False)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     times, outs = {}, {}
-    for name in ("batched with the step", "separate pass"):
-        sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    for name, chain_batch in STRATEGIES.items():
         sync()
         start = time.perf_counter()
-        if name == "separate pass":
-            noises = cycle_sde_noises(eps, model.schedule, chain, grid)
-            outs[name] = denoise(eps, model.schedule, chain[0], grid, eta=1.0, noises=noises)
-        else:
-            outs[name] = denoise(eps, model.schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
+        outs[name] = reconstruct(model, inv, inv.x_t0 + 0.1, chain_batch=chain_batch, progress=False)
         sync()
         times[name] = round(time.perf_counter() - start, 2)
-    diff = (outs["batched with the step"] - outs["separate pass"]).abs().max().item()
-    return config | times | {"max_abs_diff": diff}
+    diff = max((out - outs["in each step's call"]).abs().max().item() for out in outs.values())
+    return config | {"seconds": times, "max_abs_diff": diff}
 
 
 def configurations(quick: bool) -> list[dict]:
@@ -160,15 +158,15 @@ def main() -> None:
             continue
         print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | {r['substeps']} | "
               f"{r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} |", flush=True)
-    print("\n| model | device | dtype | Eq. 8 batched with the step (s) | separate pass (s) | max abs diff |")
-    print("|---|---|---|---|---|---|")
+    print("\n| model | device | dtype | " + " | ".join(f"chain eps {k} (s)" for k in STRATEGIES) + " | max abs diff |")
+    print("|---|---|---|" + "---|" * (len(STRATEGIES) + 1))
     for config in [c for c in configurations(True) if c["method"] == "sde"]:
         r = run_child("noises", config)
         if "error" in r:
             print(f"| {r['model']} | {r['device']} | {r['dtype']} | error: {r['error']} |")
             continue
-        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['batched with the step']:.2f} | "
-              f"{r['separate pass']:.2f} | {r['max_abs_diff']:.1e} |", flush=True)
+        print(f"| {r['model']} | {r['device']} | {r['dtype']} | "
+              + " | ".join(f"{r['seconds'][k]:.2f}" for k in STRATEGIES) + f" | {r['max_abs_diff']:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

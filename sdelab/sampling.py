@@ -163,22 +163,34 @@ def forward_chain(schedule: VPSchedule, x, grid, *, generator=None, callback: Ca
 
 
 def cycle_sde_noises(eps_model: EpsModel, schedule: VPSchedule, chain: Sequence[torch.Tensor], grid, *,
-                     eta: float = 1.0, callback: Callback | None = None,
+                     eta: float = 1.0, batch_steps: int = 1, callback: Callback | None = None,
                      progress: bool = False) -> list[torch.Tensor]:
     """Eq. 8 for every step of the grid: noises[i] maps chain[i] onto chain[i + 1] (eps on chain[i]).
 
-    The callback's x is the noise of the step and x0_hat the prediction from chain[i].
+    The chain's eps does not depend on the sample being denoised, so it can be computed before the backward
+    pass: ``batch_steps`` > 1 evaluates the chain samples of that many steps in one eps call, with one time per
+    sample (the eps model must accept t of shape (n,)). The callback's x is the noise of the step and x0_hat the
+    prediction from chain[i].
     """
     alpha, sigma = grid_levels(schedule, grid)
     if len(chain) != len(grid):
         raise ValueError(f"chain must hold one sample per grid time ({len(grid)}), got {len(chain)}")
-    noises = []
-    for i in tqdm(range(len(grid) - 1), disable=not progress, desc="Cycle-SDE noises"):
-        eps = eps_model(chain[i], grid[i])
-        noises.append(cycle_noise(chain[i], chain[i + 1], eps, alpha[i], sigma[i], alpha[i + 1], sigma[i + 1], eta))
-        if callback is not None:
-            callback({"i": i, "t": grid[i + 1], "x": noises[-1], "x0_hat": predict_x0(chain[i], eps, alpha[i],
-                                                                                       sigma[i])})
+    if not isinstance(batch_steps, int) or batch_steps < 1:
+        raise ValueError(f"batch_steps must be an integer >= 1, got {batch_steps!r}")
+    steps, noises = len(grid) - 1, []
+    for start in tqdm(range(0, steps, batch_steps), disable=not progress, desc="Cycle-SDE noises"):
+        block = range(start, min(start + batch_steps, steps))
+        if len(block) == 1:
+            eps_block = [eps_model(chain[start], grid[start])]
+        else:  # (len(block) * n, ...) in one call, one time per sample
+            times = grid[start: block[-1] + 1].repeat_interleave(len(chain[start]))
+            eps_block = eps_model(torch.cat([chain[i] for i in block]), times).chunk(len(block))
+        for i, eps in zip(block, eps_block, strict=True):
+            noises.append(cycle_noise(chain[i], chain[i + 1], eps, alpha[i], sigma[i], alpha[i + 1], sigma[i + 1],
+                                      eta))
+            if callback is not None:
+                callback({"i": i, "t": grid[i + 1], "x": noises[-1], "x0_hat": predict_x0(chain[i], eps, alpha[i],
+                                                                                           sigma[i])})
     return noises
 
 

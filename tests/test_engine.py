@@ -158,3 +158,47 @@ def test_the_command_line_answers_help_without_torch():
 def test_sampler_vocabulary_is_one_table():
     assert list(SAMPLERS) == ["ode", "sde", "cycle-sde"]
     assert [(s.eta, s.replay) for s in SAMPLERS.values()] == [(0.0, False), (1.0, False), (1.0, True)]
+
+
+def test_eps_takes_one_time_and_guidance_per_sample():
+    model = tiny_stable_diffusion(dtype=torch.float64)
+    x = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.tensor([600, 300, 5])
+    eps = model.eps_model("a cat", lambda s: 1 + float(s) / 300)  # per-step guidance: 3, 2, 1.02
+    together = eps(x, t)
+    one_by_one = torch.cat([eps(x[i: i + 1], t[i]) for i in range(3)])
+    assert torch.allclose(together, one_by_one, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tiny-sd", "digits"])
+def test_chain_noises_in_large_batches_give_the_same_reconstruction(name):
+    """Cycle-SDE's stored-chain eps computed k steps per call before the backward pass: the same output."""
+    from sdelab.edit.inversion import invert, reconstruct
+
+    if name == "digits":
+        model, prompt, guidance = load_digits_model(dtype=torch.float64), None, 1.0
+    else:
+        model, prompt = tiny_stable_diffusion(dtype=torch.float64), "a cat"
+        guidance = linear_ramp(time_grid(model.schedule, 12, 0.6), 1.0, 3.0)
+    x0 = torch.randn(model.latent_shape(2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    inv = invert(model, x0, 12, 0.6, prompt=prompt, guidance=guidance, generator=torch.Generator().manual_seed(1),
+                 progress=False)
+    edited = inv.x_t0 + 0.3
+    reference = reconstruct(model, inv, edited, progress=False)  # eps of the chain in each step's call
+    for k in (1, 5, 12):
+        assert torch.allclose(reconstruct(model, inv, edited, chain_batch=k, progress=False), reference, atol=1e-10)
+    assert not torch.allclose(reference, x0, atol=1e-3)  # the edit made a difference to reconstruct
+
+
+def test_a_per_step_lora_scale_cannot_be_batched_across_steps():
+    from peft import LoraConfig
+
+    model = tiny_stable_diffusion()
+    model.unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q"]))
+    eps = model.eps_model("a cat", 1.0, lora_scale=cosine_ramp(torch.tensor([600, 0]), 1.0, 0.5))
+    x = torch.randn(2, 4, 8, 8)
+    with pytest.raises(ValueError, match="lora_scale varies over the batch's times"):
+        eps(x, torch.tensor([600, 300]))
+    assert eps(x, torch.tensor([300, 300])).shape == x.shape  # one time: fine
+    with pytest.raises(ValueError, match="batch_steps"):
+        cycle_sde_noises(eps, model.schedule, [x, x], torch.tensor([600, 0]), batch_steps=0)

@@ -122,12 +122,15 @@ def drag_latents(model: DiffusionModel, x0: torch.Tensor, substeps: list[Substep
                  mask: torch.Tensor | None = None, prompt: str | None = None, t0: float = 0.6, steps: int = 120,
                  alpha: float = 1.1, beta: float = 0.3, radius: int = 5, guidance: float = 3.0,
                  lora_scale: Callable | None = None, generator: torch.Generator | None = None,
-                 callback: Callable[[int, torch.Tensor], None] | None = None, progress: bool = False) -> torch.Tensor:
+                 chain_batch: int | None = None, callback: Callable[[int, torch.Tensor], None] | None = None,
+                 progress: bool = False) -> torch.Tensor:
     """Run the drag's sub-steps on a batch of latents x0 (n, C, h, w): noise to t0, copy-paste, denoise.
 
     method "sde" (SDE-Drag: Cycle-SDE) or "ode" (ODE-Drag: DDIM inversion and DDIM). mask: bool broadcastable
     to x0, True = editable. guidance is the maximum of the linear ramp (conditional models only); lora_scale
-    a per-step schedule or None. callback(i, x) after sub-step i. The images of a batch share the sub-step count.
+    a per-step schedule or None. chain_batch: how Cycle-SDE evaluates its stored chain (``reconstruct``; None, in
+    each backward step's call, measured the faster by benchmarks/drag.py). callback(i, x) after sub-step i. The
+    images of a batch share the sub-step count.
     """
     grid = time_grid(model.schedule, steps, t0)
     cfg = linear_ramp(grid, 1.0, guidance) if model.conditional and guidance != 1 else 1.0
@@ -136,7 +139,8 @@ def drag_latents(model: DiffusionModel, x0: torch.Tensor, substeps: list[Substep
         inv = invert(model, x, steps, t0, INVERSION[method], prompt=prompt, guidance=cfg, lora_scale=lora_scale,
                      generator=generator, progress=False)
         edited = copy_paste(inv.x_t0, sources, targets, radius, alpha, beta, generator)
-        x = reconstruct(model, inv, edited, mask=mask, progress=False)
+        x = reconstruct(model, inv, edited, mask=mask, chain_batch=chain_batch if method == "sde" else None,
+                        progress=False)
         if callback is not None:
             callback(i, x)
     return x

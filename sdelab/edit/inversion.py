@@ -13,7 +13,7 @@ import torch
 
 from sdelab.models.base import DiffusionModel, PerStep
 from sdelab.samplers import SAMPLERS, sampler
-from sdelab.sampling import check_mask, ddim_invert, denoise, forward_chain
+from sdelab.sampling import check_mask, cycle_sde_noises, ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid
 
 METHODS = tuple(SAMPLERS)  # "ode", "sde", "cycle-sde"
@@ -81,7 +81,8 @@ def _paired(eps_backward, eps_chain):
 @torch.no_grad()
 def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor | None = None, *,
                 prompt: str | None = None, guidance: PerStep | None = None, mask: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
+                generator: torch.Generator | None = None, chain_batch: int | None = None,
+                progress: bool = True) -> torch.Tensor:
     """Denoise the (edited) x_t0 from t0 to the data level with the inversion's sampler.
 
     prompt / guidance: the backward pass's conditioning; None keeps the inversion's (pass prompt="" for
@@ -89,6 +90,8 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     Cycle-SDE's Eq. 8 noise takes eps of the stored chain sample under the inversion's conditioning: the
     same as the backward step unless changed here (image-to-image: the source prompt for the noises, the
     target prompt backwards). "sde" draws fresh noise from ``generator``.
+    chain_batch (Cycle-SDE): None evaluates the stored chain sample's eps in the backward step's own call; k
+    computes the Eq. 8 noises first, the chain samples of k steps per call (``cycle_sde_noises``); same result.
     mask: bool, broadcastable to x_t0, True = editable; after every step the latent outside it is replaced
     by the stored trajectory at the same level, so the result equals x0 there (as SDE-Drag does).
     Without an edit, Cycle-SDE returns x0 up to rounding; DDIM only up to its discretisation error.
@@ -105,8 +108,13 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     kwargs = dict(chain=inversion.trajectory, mask=mask, progress=progress)
     if not chosen.replay:
         return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, generator=generator, **kwargs)
+    eps_chain = model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale)
+    if chain_batch is not None:
+        noises = cycle_sde_noises(eps_chain, model.schedule, inversion.trajectory, inversion.grid, eta=chosen.eta,
+                                  batch_steps=chain_batch)
+        return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, noises=noises, **kwargs)
     if (prompt, guidance) != (inversion.prompt, inversion.guidance):
-        eps_model = _paired(eps_model, model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale))
+        eps_model = _paired(eps_model, eps_chain)
     return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, replay=True, **kwargs)
 
 

@@ -20,7 +20,22 @@ Guidance = PerStep
 
 
 def _at(value: PerStep | None, t: torch.Tensor):
-    return value(t) if callable(value) else value
+    """A per-step value at time t; at one time per sample ((n,) t) a (n,) tensor of values."""
+    if not callable(value):
+        return value
+    t = torch.as_tensor(t)
+    return value(t) if t.ndim == 0 else torch.tensor([value(ti) for ti in t], dtype=torch.float64)
+
+
+def _one_scale(value: PerStep | None, t: torch.Tensor):
+    """A LoRA scale at t: it acts on the whole network, so samples at several times must share it."""
+    scale = _at(value, t)
+    if isinstance(scale, torch.Tensor) and scale.ndim:
+        if not torch.all(scale == scale[0]):
+            raise ValueError("lora_scale varies over the batch's times: a LoRA scale acts on the whole network, so "
+                             "samples at different steps cannot share one call (batch them step by step)")
+        scale = float(scale[0])
+    return scale
 
 
 def _fraction(grid: torch.Tensor, t: torch.Tensor) -> float:
@@ -82,6 +97,7 @@ class DiffusionModel:
             lora_scale: float | None = None) -> torch.Tensor:
         """Noise prediction eps(x_t, t) under the given conditioning, shape of x_t.
 
+        t: one time, or one per sample ((n,)); guidance likewise a number or (n,) values.
         lora_scale: None runs the networks as they are; a number scales the LoRA adapter (which must be there).
         """
         raise NotImplementedError
@@ -106,16 +122,19 @@ class DiffusionModel:
             return
         if prompt:
             raise ValueError(f"prompt must be None or '' for the unconditional model {self.name}, got {prompt!r}")
-        if callable(guidance) or guidance != 1.0:
+        if callable(guidance) or not bool((torch.as_tensor(guidance) == 1.0).all()):
             raise ValueError(f"guidance must be 1.0 for the unconditional model {self.name}, got {guidance}")
 
     def eps_model(self, prompt: str | None = None, guidance: PerStep = 1.0,
                   lora_scale: PerStep | None = None) -> EpsModel:
-        """The callable ``eps_model(x, t)`` that sdelab.sampling drives; guidance and lora_scale may depend on t."""
+        """The callable ``eps_model(x, t)`` that sdelab.sampling drives; guidance and lora_scale may depend on t.
+
+        t may also hold one time per sample ((n,) for x (n, ...)): then the guidance is one value per sample.
+        """
         self.check_conditioning(prompt, guidance)
 
         def eps_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.eps(x, t, prompt=prompt, guidance=_at(guidance, t), lora_scale=_at(lora_scale, t))
+            return self.eps(x, t, prompt=prompt, guidance=_at(guidance, t), lora_scale=_one_scale(lora_scale, t))
 
         return eps_model
 

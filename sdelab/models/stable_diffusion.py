@@ -108,16 +108,18 @@ class StableDiffusion(DiffusionModel):
         """
         cond = self.text_embedding("" if prompt is None else prompt)
         x = x_t.to(self.device, self.dtype)
-        t = torch.as_tensor(t, device=self.device)
+        t = torch.as_tensor(t, device=self.device)  # () or (n,)
+        g = torch.as_tensor(guidance, dtype=x_t.dtype).to(x_t.device)  # () or (n,)
         n = len(x)
         with lora_scaled(self.unet, lora_scale):
-            if guidance == 1:
+            if bool((g == 1).all()):
                 eps = self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample
                 return eps.to(x_t.device, x_t.dtype)
             text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
-            eps = self.unet(torch.cat([x, x]), t, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
+            t2 = torch.cat([t, t]) if t.ndim else t
+            eps = self.unet(torch.cat([x, x]), t2, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
         eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)
-        return eps_u + guidance * (eps_c - eps_u)
+        return eps_u + g.reshape(g.shape + (1,) * (x_t.ndim - g.ndim)) * (eps_c - eps_u)
 
     def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
         """The UNet's eps under one prompt (no guidance), with gradients (LoRA training)."""
