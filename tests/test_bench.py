@@ -17,6 +17,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from sdelab.bench.data import fit, load_dragbench, model_size, safe_unpickle
+from sdelab.bench.examples import D_SAMPLES, S_SAMPLES, write_examples
 from sdelab.bench.metrics import (
     ImageFidelity,
     latent_features,
@@ -27,7 +28,6 @@ from sdelab.bench.metrics import (
     ssim_outside,
 )
 from sdelab.models import tiny_stable_diffusion
-from tools.make_dragbench_fixtures import D_SAMPLES, S_SAMPLES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 S_ROOT, D_ROOT = FIXTURES / "dragbench_s", FIXTURES / "dragbench_d"
@@ -75,6 +75,17 @@ def test_dragbench_d_fixture_loads_with_alternating_points_and_nonzero_masks():
     with Image.open(camera.image_path) as im:
         assert im.mode == "L"
     assert camera.image().mode == "RGB"  # grayscale replicated
+
+
+def test_the_committed_fixtures_are_what_write_examples_makes(tmp_path):
+    for made, committed in zip(write_examples(tmp_path), (S_ROOT, D_ROOT), strict=True):
+        a, b = load_dragbench(made), load_dragbench(committed)
+        assert [s.id for s in a.samples] == [s.id for s in b.samples]
+        for x, y in zip(a.samples, b.samples, strict=True):
+            assert (x.size, x.sources, x.targets, x.prompt) == (y.size, y.sources, y.targets, y.prompt)
+            assert (x.mask is None and y.mask is None) or np.array_equal(x.mask, y.mask)
+            pixels = np.abs(np.asarray(x.image(), float) - np.asarray(y.image(), float))
+            assert pixels.max() <= 2  # the same pictures (resampling may differ by a level across Pillow versions)
 
 
 def test_layout_detection_refuses_nothing_and_mixtures(tmp_path):
