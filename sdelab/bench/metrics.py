@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sdelab.bench.data import model_size as fit_size
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import load_image
 from sdelab.sampling import add_noise
@@ -35,6 +36,11 @@ DIFT_UP_BLOCK = 1
 DIFT_ENSEMBLE = 8
 SSIM_WINDOW = 7  # scikit-image's default
 CHUNK = 64  # feature channels upsampled at a time (SD's 1280 channels at 512 x 512 would be 1.3 GB at once)
+
+
+def native_size(model: DiffusionModel) -> int:
+    """The image side the model was trained at: 512 for SD 1.5, 64 for the tiny SD."""
+    return model.latent_shape(1)[-1] * model.pixels_per_latent
 
 
 # ---- Mean Distance ------------------------------------------------------------------------------------------
@@ -108,15 +114,17 @@ def mean_distance(model: DiffusionModel, source: Image.Image, output: Image.Imag
     """DragDiffusion's Mean Distance, per point: the distance from where each handle went to its target.
 
     source, output: PIL images of one size (H, W) (resize the output first, as the original does); handles and
-    targets (x, y) in its pixels. Both images are brought to ``model_size`` (height, width; default their own)
-    for the model, and the features back to (H, W). Average the list for the sample's Mean Distance.
+    targets (x, y) in its pixels. Both images are brought to ``model_size`` (height, width; default: the size
+    ``sdelab.bench.data.model_size`` gives for this model) and the features back to (H, W). Average the list for
+    the sample's Mean Distance.
     """
     if source.size != output.size:
         raise ValueError(f"source and output must have one size, got {source.size} and {output.size}")
     if len(handles) != len(targets):
         raise ValueError(f"handles and targets must pair up, got {len(handles)} and {len(targets)}")
     size = source.size[::-1]
-    if model_size is not None and tuple(model_size) != size:
+    model_size = model_size or fit_size(size, native_size(model), model.pixels_per_latent)
+    if tuple(model_size) != size:
         source, output = (im.resize(model_size[::-1], Image.Resampling.BICUBIC) for im in (source, output))
     prompt = prompt if model.conditional else None
     feats = [image_features(model, im, prompt, seed, t, up_block, ensemble) for im in (source, output)]

@@ -35,6 +35,7 @@ from sdelab.bench.metrics import (
     DIFT_UP_BLOCK,
     ImageFidelity,
     mean_distance,
+    native_size,
     psnr_outside,
     ssim_outside,
 )
@@ -78,11 +79,6 @@ def output_path(out: Path, sample_id: str) -> Path:
 
 def record_path(out: Path, sample_id: str) -> Path:
     return out / "records" / f"{sample_id}.json"
-
-
-def native_size(model: DiffusionModel) -> int:
-    """The image side the model was trained at: 512 for SD 1.5, 64 for the tiny SD."""
-    return model.latent_shape(1)[-1] * model.pixels_per_latent
 
 
 def sample_metrics(model: DiffusionModel, sample: DragSample, source: Image.Image, output: Image.Image,
