@@ -7,7 +7,9 @@ _WHERE = {
     "DragBench": "sdelab.bench.data",
     "load_dragbench": "sdelab.bench.data",
     "safe_unpickle": "sdelab.bench.data",
+    "write_examples": "sdelab.bench.examples",
     "run_bench": "sdelab.bench.runner",
+    "measure_outputs": "sdelab.bench.runner",
     "sample_seed": "sdelab.bench.runner",
     "mean_distance": "sdelab.bench.metrics",
 }
