@@ -11,6 +11,8 @@ COMMANDS = {
     "toy-kl": "sdelab.cli.toy_kl",
     "drag": "sdelab.cli.drag",
     "reproduce": "sdelab.cli.reproduce",
+    "bench": "sdelab.cli.bench",
+    "bench-metrics": "sdelab.cli.bench_metrics",
 }
 
 

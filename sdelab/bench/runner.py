@@ -1,0 +1,278 @@
+"""Run SDE-Drag or ODE-Drag over a DragBench folder: resumable, atomic, sharded across processes with accelerate.
+
+Layout of the output folder OUT:
+- ``OUT/<sample id>.png``: the output at the input's size (the drag runs at ``model_size``; bicubic back);
+- ``OUT/records/<sample id>.json``: the sample's row (seed, seconds, UNet calls, metrics) and its drag settings,
+  written after the image: a sample is finished when its record exists;
+- ``OUT/settings.json``: the run's settings; a later run into OUT must have the same (it resumes that run);
+- ``OUT/results.json`` and ``OUT/results.csv``: every finished sample's row, sorted by id, and a summary.
+
+Every file is written to a temporary name and renamed (``atomic_write``), so a run killed at any point leaves
+only whole files, and the next run redoes just the unfinished samples. Each sample's seed comes from the base
+seed and its id (``sample_seed``), so its output does not depend on which samples run, in what order or in
+which process: K processes (``accelerate launch --num_processes K``) each take a share of the unfinished
+samples (``PartialState.split_between_processes``) and write the same files one process would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+import zlib
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from sdelab.bench.data import DragBench, DragSample, fit, model_size
+from sdelab.bench.metrics import (
+    DIFT_ENSEMBLE,
+    DIFT_T,
+    DIFT_UP_BLOCK,
+    ImageFidelity,
+    mean_distance,
+    native_size,
+    psnr_outside,
+    ssim_outside,
+)
+from sdelab.edit.drag import drag
+from sdelab.models.base import DiffusionModel
+
+COLUMNS = ("id", "seed", "seconds", "unet_calls", "substeps", "width", "height", "model_width", "model_height",
+           "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
+METRICS = ("mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
+
+
+def sample_seed(base_seed: int, sample_id: str) -> int:
+    """The seed of one sample: CRC-32 of "<base seed>/<sample id>" (stable across runs, machines and Python)."""
+    return zlib.crc32(f"{base_seed}/{sample_id}".encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=1) + "\n").encode()
+
+
+def output_path(out: Path, sample_id: str) -> Path:
+    return out / f"{sample_id}.png"
+
+
+def record_path(out: Path, sample_id: str) -> Path:
+    return out / "records" / f"{sample_id}.json"
+
+
+def sample_metrics(model: DiffusionModel, sample: DragSample, source: Image.Image, output: Image.Image,
+                   size: tuple[int, int], seed: int, fidelity: ImageFidelity) -> dict:
+    """Every measure of one output (at the input's size): the per-point distances and the row's four metrics."""
+    distances = mean_distance(model, source, output, sample.sources, sample.targets, sample.prompt, size, seed)
+    return dict(distances=distances, mean_distance=sum(distances) / len(distances),
+                image_fidelity=fidelity(source, output), psnr_outside_mask=psnr_outside(source, output, sample.mask),
+                ssim_outside_mask=ssim_outside(source, output, sample.mask))
+
+
+def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fidelity: ImageFidelity):
+    """Drag one sample at the model's size; returns (output image at the input's size, its record)."""
+    start = time.perf_counter()
+    seed = sample_seed(settings["seed"], sample.id)
+    size = model_size(sample.size, native_size(model), model.pixels_per_latent)
+    fitted = fit(sample, size)
+    result = drag(model, fitted.image, fitted.sources, fitted.targets, fitted.mask, sample.prompt,
+                  method=settings["method"].removesuffix("-drag"), t0=settings["t0"], steps=settings["steps"],
+                  lora_steps=settings["lora_steps"], seed=seed, frames=False, progress=False)
+    h, w = sample.size
+    output = result.image if size == (h, w) else result.image.resize((w, h), Image.Resampling.BICUBIC)
+    metrics = sample_metrics(model, sample, sample.image(), output, size, seed, fidelity)
+    row = dict(id=sample.id, seed=seed, unet_calls=result.unet_calls, substeps=result.settings["m"], width=w,
+               height=h, model_width=size[1], model_height=size[0], points=len(sample.sources), **metrics)
+    row["seconds"] = round(time.perf_counter() - start, 3)
+    return output, dict(row=row, drag=result.settings)
+
+
+def _check_settings(out: Path, settings: dict, state) -> None:
+    """Write OUT/settings.json (main process) or check a previous run's against these settings."""
+    path = out / "settings.json"
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous != settings:
+            changed = sorted(k for k in settings.keys() | previous.keys() if previous.get(k) != settings.get(k))
+            raise ValueError(f"out {str(out)!r} holds a run with other settings ({', '.join(changed)}): resume it "
+                             f"with the same settings or choose another folder")
+    elif state.is_main_process:
+        atomic_write(path, json_bytes(settings))
+
+
+def summary(rows: list[dict]) -> dict:
+    """Benchmark-level numbers: Mean Distance over all points (DragDiffusion's), the other metrics over samples."""
+    distances = [d for r in rows for d in r["distances"]]
+    out = {"samples": len(rows), "points": len(distances),
+           "mean_distance": sum(distances) / len(distances) if distances else None}
+    for key in METRICS[1:]:
+        values = [r[key] for r in rows if r[key] is not None]
+        out[key] = sum(values) / len(values) if values else None
+    out["seconds_per_sample"] = sum(r["seconds"] for r in rows) / len(rows) if rows else None
+    return out
+
+
+def write_tables(out: Path, settings: dict, rows: list[dict], skipped: list, failed: list, name: str = "results",
+                 columns: tuple[str, ...] = COLUMNS) -> dict:
+    """OUT/<name>.json (settings, rows, summary, skipped and failed samples) and OUT/<name>.csv (the rows)."""
+    results = dict(settings=settings, summary=summary(rows), rows=rows,
+                   skipped=[dict(id=i, reason=r) for i, r in skipped], failed=[dict(id=i, reason=r) for i, r in failed])
+    atomic_write(out / f"{name}.json", json_bytes(results))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    atomic_write(out / f"{name}.csv", text.getvalue().encode())
+    return results
+
+
+def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sde", steps: int = 120, t0: float = 0.6,
+              lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None, progress: bool = True,
+              log=print) -> dict | None:
+    """SDE-Drag (method "sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None) into OUT.
+
+    Finished samples (with a record) are skipped; the rest are shared among the processes of ``state`` (an
+    accelerate PartialState; None: one process). Each output is measured at once (``sample_metrics``, the drag
+    model's own UNet as the feature model). A ValueError from one sample is recorded as its failure; the run
+    goes on. Returns the results (on the main process; None on the others) after every process is done.
+    """
+    from accelerate import PartialState
+
+    if method not in ("sde", "ode"):
+        raise ValueError(f"method must be 'sde' or 'ode', got {method!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1 or None, got {limit!r}")
+    state = state or PartialState()
+    out = Path(out)
+    settings = dict(benchmark=bench.layout, method=f"{method}-drag", model=model.name, steps=steps, t0=t0,
+                    lora_steps=lora_steps, seed=seed, native_size=native_size(model),
+                    dtype=str(model.dtype).removeprefix("torch."), feature_model=model.name, dift_t=DIFT_T,
+                    dift_up_block=DIFT_UP_BLOCK, dift_ensemble=DIFT_ENSEMBLE)
+    out.mkdir(parents=True, exist_ok=True)
+    if state.is_main_process:  # a killed run's half-written temporary files (no other process writes yet)
+        for tmp in out.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+    _check_settings(out, settings, state)
+    samples = bench.samples[:limit]
+    todo = [s for s in samples if not record_path(out, s.id).exists()]
+    fidelity = ImageFidelity(model.device)
+    if state.is_main_process:
+        for sid, reason in bench.skipped:
+            log(f"skipped {sid}: {reason}")
+        if fidelity.reason:
+            log(f"image_fidelity (1 - LPIPS) left empty: {fidelity.reason}")
+        log(f"{len(samples) - len(todo)} of {len(samples)} samples already done in {out}; {len(todo)} to run on "
+            f"{state.num_processes} process(es)")
+    state.wait_for_everyone()  # every process has listed the unfinished samples before any writes a record
+    with state.split_between_processes(todo) as mine:
+        bar = tqdm(mine, desc=settings["method"], unit="sample", disable=not (progress and state.is_main_process))
+        for sample in bar:
+            bar.set_postfix_str(sample.id)
+            try:
+                output, record = run_sample(model, sample, settings, fidelity)
+            except ValueError as err:  # recorded as finished: the same input fails the same way next time
+                log(f"failed {sample.id}: {err}")
+                atomic_write(record_path(out, sample.id), json_bytes(dict(error=str(err))))
+                continue
+            atomic_write(output_path(out, sample.id), png_bytes(output))
+            atomic_write(record_path(out, sample.id), json_bytes(record))
+            bar.set_postfix_str(f"{sample.id}, {record['row']['seconds']:.1f} s/sample")
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    rows, failed = [], []
+    for sample in samples:
+        record = json.loads(record_path(out, sample.id).read_text())
+        if "error" in record:
+            failed.append((sample.id, record["error"]))
+        else:
+            rows.append(record["row"])
+    return write_tables(out, settings, rows, bench.skipped, failed)
+
+
+def find_output(outputs: Path, sample_id: str) -> Path | None:
+    """A method's output for a sample: OUTPUTS/<id>.png (this runner), OUTPUTS/<id>/dragged_image.png
+    (DragDiffusion's evaluation layout) or OUTPUTS/<last part of id>.png (SDE-Drag's flat folder)."""
+    for path in (outputs / f"{sample_id}.png", outputs / sample_id / "dragged_image.png",
+                 outputs / f"{sample_id.rsplit('/', 1)[-1]}.png"):
+        if path.is_file():
+            return path
+    return None
+
+
+def measure_outputs(model: DiffusionModel, bench: DragBench, outputs, *, seed: int = 1234, limit: int | None = None,
+                    out=None, progress: bool = True, log=print) -> dict:
+    """Recompute the metrics of existing outputs (any method's) with ``model`` as the feature model.
+
+    An output of another size is resized (bilinear) to its input's, as DragDiffusion's evaluation does. Samples
+    without an output or with an unreadable one are reported and skipped. Writes OUT/metrics.json and
+    OUT/metrics.csv (OUT: ``out``, default ``outputs``); with the drag model and base seed of a ``run_bench``
+    run, the numbers equal that run's.
+    """
+    outputs = Path(outputs)
+    if not outputs.is_dir():
+        raise ValueError(f"outputs must be a folder, got {str(outputs)!r}")
+    out = Path(out) if out is not None else outputs
+    settings = dict(benchmark=bench.layout, outputs=str(outputs), seed=seed, native_size=native_size(model),
+                    feature_model=model.name, dift_t=DIFT_T, dift_up_block=DIFT_UP_BLOCK, dift_ensemble=DIFT_ENSEMBLE)
+    fidelity = ImageFidelity(model.device)
+    if fidelity.reason:
+        log(f"image_fidelity (1 - LPIPS) left empty: {fidelity.reason}")
+    rows, failed = [], []
+    for sample in tqdm(bench.samples[:limit], desc="metrics", unit="sample", disable=not progress):
+        path = find_output(outputs, sample.id)
+        if path is None:
+            failed.append((sample.id, "no output image"))
+            continue
+        try:
+            with Image.open(path) as im:
+                output = im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:
+            failed.append((sample.id, f"unreadable output {path.name} ({err})"))
+            continue
+        h, w = sample.size
+        if output.size != (w, h):
+            output = output.resize((w, h), Image.Resampling.BILINEAR)
+        start, sid_seed = time.perf_counter(), sample_seed(seed, sample.id)
+        size = model_size(sample.size, native_size(model), model.pixels_per_latent)
+        metrics = sample_metrics(model, sample, sample.image(), output, size, sid_seed, fidelity)
+        rows.append(dict(id=sample.id, output=path.relative_to(outputs).as_posix(), seed=sid_seed, width=w, height=h,
+                         model_width=size[1], model_height=size[0], points=len(sample.sources), **metrics,
+                         seconds=round(time.perf_counter() - start, 3)))
+    for sid, reason in failed:
+        log(f"no metrics for {sid}: {reason}")
+    columns = ("id", "output", "seed", "seconds", "width", "height", "model_width", "model_height", "points",
+               *METRICS)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_tables(out, settings, rows, bench.skipped, failed, name="metrics", columns=columns)
+
+
+def markdown(results: dict) -> str:
+    """The summary as a small markdown table."""
+    s, cfg = results["summary"], results["settings"]
+    fmt = lambda v: "" if v is None else "inf" if v == math.inf else f"{v:.4g}"  # noqa: E731
+    head = "| method | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
+    line = (f"| {cfg.get('method', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
+            f"{fmt(s['image_fidelity'])} | {fmt(s['psnr_outside_mask'])} | {fmt(s['ssim_outside_mask'])} |")
+    return "\n".join([head, "|---" * 7 + "|", line])

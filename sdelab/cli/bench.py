@@ -1,0 +1,73 @@
+"""Run SDE-Drag or ODE-Drag over DragBench (either benchmark of that name), resumable, on one or many GPUs.
+
+    python -m sdelab bench --data DIR --method {sde-drag,ode-drag} [--model ID|PATH|tiny] [--steps N]
+        [--t0 T] [--lora-steps N] [--seed S] [--limit K] [--device cpu] --out DIR
+    accelerate launch --num_processes K -m sdelab bench ...      # K processes (GPUs) share the samples
+
+Writes OUT/<sample id>.png (at the input's size), OUT/results.csv and OUT/results.json (settings, each
+sample's seed, seconds and metrics, a summary), and prints the summary. A run killed at any point resumes
+where it stopped when started again with the same settings; samples already done are skipped. The layout
+(DragBench-S: origin_image.png + prompt.json; DragBench-D: original_image.png + meta_data.pkl) is detected;
+malformed samples are reported with the reason and skipped. Several CPU processes: `accelerate launch
+--multi_gpu --num_processes K -m sdelab bench ... --device cpu` (accelerate's --cpu starts one process).
+--model tiny is a random-weight SD (offline; its pictures and numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sdelab.cli.args import non_negative_int, positive_int, unit_interval
+
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+METHODS = ("sde-drag", "ode-drag")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--data", required=True, help="a DragBench folder (either layout; category folders allowed)")
+    parser.add_argument("--method", required=True, choices=METHODS, help="SDE-Drag (the paper's) or ODE-Drag")
+    parser.add_argument("--model", default=SD15, help=f"hub id, local folder or 'tiny' (default {SD15})")
+    parser.add_argument("--steps", type=positive_int, default=120, help="steps from t0 to the data level (120)")
+    parser.add_argument("--t0", type=unit_interval, default=0.6, help="start level, fraction of the diffusion (0.6)")
+    parser.add_argument("--lora-steps", type=non_negative_int, default=100,
+                        help="LoRA fine-tuning steps per sample (100, the official DragBench run; 0: none)")
+    parser.add_argument("--seed", type=int, default=1234, help="base seed; each sample's seed derives from it (1234)")
+    parser.add_argument("--limit", type=positive_int, help="only the first K samples (sorted by id)")
+    parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
+                        help="auto: the GPU accelerate assigns (CUDA if present), cpu: the CPU (default auto)")
+    parser.add_argument("--out", required=True, help="output folder (created; a previous run there is resumed)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from accelerate import PartialState
+
+    from sdelab.bench.data import load_dragbench
+    from sdelab.bench.runner import markdown, run_bench
+    from sdelab.models.stable_diffusion import load_stable_diffusion_or_tiny
+
+    def fail(message: str) -> int:
+        print(f"bench: error: {message}", file=sys.stderr)
+        return 2
+
+    state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
+    try:
+        bench = load_dragbench(args.data)
+        model = load_stable_diffusion_or_tiny(args.model, device=state.device)
+        if getattr(model, "random_weights", False) and state.is_main_process:
+            print(f"{model.name} has RANDOM weights: its outputs and metrics mean nothing", file=sys.stderr)
+        results = run_bench(model, bench, args.out, method=args.method.removesuffix("-drag"), steps=args.steps,
+                            t0=args.t0, lora_steps=args.lora_steps, seed=args.seed, limit=args.limit, state=state,
+                            log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, OSError) as err:
+        return fail(str(err).splitlines()[0])
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if results is not None:
+        print(markdown(results))
+        print(f"{len(results['rows'])} outputs, results.csv and results.json in {args.out}", file=sys.stderr)
+    return 0
