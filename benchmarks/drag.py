@@ -73,9 +73,11 @@ def one(config: dict) -> dict:
     model = load(config["model"], device, dtype)
     side = {"digits": 16, "tiny-sd": 64}.get(config["model"], 512)
     image = torch.rand(1, model.image_channels, side, side, generator=torch.Generator().manual_seed(0))
-    dx = 10 * model.pixels_per_latent  # 10 latent pixels: 5 sub-steps of 2
-    src = [(side // 2 - dx // 2, side // 2)]
-    tgt = [(src[0][0] + dx, side // 2)]
+    latent, ppl = side // model.pixels_per_latent, model.pixels_per_latent
+    if latent >= 14:  # 10 latent pixels to the right: 5 sub-steps of 2
+        src, tgt = [((latent // 2 - 5) * ppl, side // 2)], [((latent // 2 + 5) * ppl, side // 2)]
+    else:  # the tiny SD's 8 x 8 latent: corner to corner, 7 * sqrt(2) = 9.9 latent pixels, also 5 sub-steps
+        src, tgt = [(0, 0)], [((latent - 1) * ppl, (latent - 1) * ppl)]
     prompt = "a photo" if model.conditional else ""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
