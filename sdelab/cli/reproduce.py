@@ -13,6 +13,7 @@ import importlib
 EXPERIMENTS = {
     "drag": "sdelab.cli.reproduce_drag",
     "inpainting": "sdelab.cli.reproduce_inpainting",
+    "i2i": "sdelab.cli.reproduce_i2i",
 }
 
 

@@ -74,6 +74,7 @@ def diffedit_mask(model: DiffusionModel, x0: torch.Tensor, source, target, *, st
     |eps_target - eps_source| is averaged over the draws and the channels, clipped at ``ratio`` times its mean
     over the image, divided by that bound and thresholded above 0.5, as diffusers' DiffEdit pipeline does
     (its defaults: strength 0.5, 10 maps, ratio 3; its mean runs over the whole batch, ours per image).
+    Where source and target give the same eps everywhere, the mask is empty.
     """
     if not isinstance(maps, int) or maps < 1:
         raise ValueError(f"maps must be a positive integer, got {maps!r}")
@@ -88,8 +89,8 @@ def diffedit_mask(model: DiffusionModel, x0: torch.Tensor, source, target, *, st
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = add_noise(x0, model.schedule, t, noise)
         diff += (eps_target(x_t, t) - eps_source(x_t, t)).abs().mean(1, keepdim=True) / maps
-    bound = ratio * diff.mean((1, 2, 3), keepdim=True)  # (n, 1, 1, 1)
-    return diff.clamp(max=bound) / bound > 0.5
+    bound = ratio * diff.mean((1, 2, 3), keepdim=True)  # (n, 1, 1, 1); 0 where the conditions agree everywhere
+    return (diff.clamp(max=bound) > 0.5 * bound) & (bound > 0)
 
 
 def diffedit(model: DiffusionModel, x0: torch.Tensor, source, target, *, method: str = "cycle-sde", t0: float = 0.5,

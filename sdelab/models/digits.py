@@ -90,11 +90,14 @@ def build_scheduler() -> DDPMScheduler:
 def class_labels(prompt, n: int) -> torch.Tensor:
     """(n,) int64 class labels of a digits prompt: "0".."9" -> that digit, None or "" -> NULL_CLASS.
 
-    ``prompt`` is one prompt for all n samples or a sequence of n prompts (one per sample).
+    ``prompt`` is one prompt for all n samples or a sequence of m prompts, one per sample, where m divides n: a
+    batch of stacked copies (Cycle-SDE's batched cat([x, chain]), of 2m samples) repeats the sequence.
     """
-    prompts = [prompt] * n if prompt is None or isinstance(prompt, str) else list(prompt)
-    if len(prompts) != n:
-        raise ValueError(f"prompt must be one prompt or a sequence of {n} prompts, got {len(prompts)}")
+    prompts = [prompt] if prompt is None or isinstance(prompt, str) else list(prompt)
+    if not prompts or n % len(prompts):
+        raise ValueError(f"prompt must be one prompt or a sequence of prompts whose length divides the batch "
+                         f"size {n}, got {len(prompts)} prompts")
+    prompts = prompts * (n // len(prompts))
     labels = []
     for p in prompts:
         if p is None or p == "":
