@@ -23,6 +23,7 @@ The judge is fit once on the "train" split of ``digits_dataset`` (the split the 
 from __future__ import annotations
 
 import argparse
+import textwrap
 import warnings
 from dataclasses import dataclass
 
@@ -164,7 +165,7 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
         tiles = F.pad(images[: rows * cols, 0].cpu(), (1, 1, 1, 1))  # (rows * cols, 18, 18): a blank border
         tiles = tiles.reshape(rows, cols, 18, 18).permute(0, 2, 1, 3).reshape(rows * 18, cols * 18)
         ax.imshow(1 - tiles.numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(textwrap.fill(name, 26), fontsize=8)
         ax.axis("off")
     return fig
 
