@@ -5,10 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # two pytest workers on 2 cores: one thread each, else tiny tensor ops oversubscribe the cores
-# toy and digits notebooks: executed in place, committed with the outputs of a full run (08: its digits part;
-# its Stable Diffusion part runs only on a GPU)
-FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-4]_*.ipynb) notebooks/08_sde_drag.ipynb)
-# image notebooks: executed into outputs/ (their committed copies carry outputs only from a real SD run);
+# toy and digits notebooks: executed in place, committed with the outputs of a full run (06, 07, 08: their digits
+# parts; their Stable Diffusion sections run SD_MODEL, 08's only on a GPU)
+FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-4]_*.ipynb notebooks/0[67]_*.ipynb) notebooks/08_sde_drag.ipynb)
+# other image notebooks: executed into outputs/ (their committed copies carry outputs only from a real SD run);
 # SD_MODEL=tiny keeps `make figures` fast and offline, a hub id or a local folder runs the real model
 IMAGE_NOTEBOOKS ?= $(filter-out $(FULL_NOTEBOOKS),$(sort $(wildcard notebooks/0[5-9]_*.ipynb)))
 SD_MODEL ?= tiny
@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 figures: setup
-	OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $(FULL_NOTEBOOKS)
+	SDELAB_SD_MODEL=$(SD_MODEL) OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=3600 $(FULL_NOTEBOOKS)
 	SDELAB_SD_MODEL=$(SD_MODEL) $(VENV)/bin/jupyter nbconvert --to notebook --execute \
 	  --output-dir outputs $(IMAGE_NOTEBOOKS)
 

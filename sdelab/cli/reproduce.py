@@ -12,6 +12,8 @@ import importlib
 # experiment name -> its command-line module (standard library only at import time)
 EXPERIMENTS = {
     "drag": "sdelab.cli.reproduce_drag",
+    "inpainting": "sdelab.cli.reproduce_inpainting",
+    "i2i": "sdelab.cli.reproduce_i2i",
 }
 
 

@@ -21,16 +21,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from sdelab.edit.inversion import invert, reconstruct
 from sdelab.models.base import DiffusionModel, cosine_ramp, linear_ramp
-from sdelab.models.images import latent_points, load_mask, model_image, to_pil
+from sdelab.models.images import image_mask, latent_points, model_image, to_pil
 from sdelab.models.lora import remove_lora, train_lora
 from sdelab.schedules import time_grid
 
@@ -168,17 +166,6 @@ def _check(t0, steps, alpha, beta, radius, step_size, lora_steps, lora_rank, gui
         raise ValueError(f"guidance must be >= 1 (the ramp's value at t0), got {guidance}")
 
 
-def _mask_size(mask) -> tuple[int, int]:
-    """(height, width) of a mask in any form load_mask accepts."""
-    if isinstance(mask, str | Path):
-        with Image.open(mask) as im:
-            return im.size[::-1]
-    if isinstance(mask, Image.Image):
-        return mask.size[::-1]
-    shape = tuple(np.shape(mask))
-    return shape[-2:] if len(shape) >= 2 else shape
-
-
 def _points(points, name: str) -> list:
     """Points as plain lists (JSON-serialisable); latent_points checks their values."""
     try:
@@ -214,9 +201,7 @@ def drag(model: DiffusionModel, image, source_points, target_points, mask=None, 
     latent_size = tuple(x0.shape[-2:])
     editable = None
     if mask is not None:
-        if _mask_size(mask) != size:
-            raise ValueError(f"mask must have the image's size (height, width) = {size}, got {_mask_size(mask)}")
-        editable = load_mask(mask, latent_size).to(x0.device)
+        editable = image_mask(mask, size, latent_size).to(x0.device)
     r = default_radius(latent_size[1]) if radius is None else radius
     substeps = drag_substeps(src, tgt, step_size)
     settings = dict(method=f"{method}-drag", model=model.name, source_points=sources, target_points=targets,

@@ -3,6 +3,10 @@
 ``python -m sdelab.models.digits_quality`` samples the shipped model with DDIM (eta = 0) and DDPM (eta = 1)
 at 50 and 100 steps and prints a markdown table beside the same figures for real held-out digits and
 baselines (uniform noise, blurred real digits); ``--figure`` also saves ``figures/digits_samples.png``.
+``--conditional`` scores the class-conditional model instead: its null class (prompt None) like the
+unconditional model, and samples asked for each digit (n / 10 per class, prompts "0".."9") at every
+``--guidance``, with the fraction the judge labels as the digit asked for ("as asked") and that fraction per
+class; ``--figure`` then saves ``figures/digits_cond_samples.png``.
 
 The judge is fit once on the "train" split of ``digits_dataset`` (the split the DDPM is trained on):
 - an MLP classifier (scikit-learn, 256 pixels -> 64 ReLU -> 10 classes, strong L2 penalty alpha = 1 and a
@@ -19,6 +23,7 @@ The judge is fit once on the "train" split of ``digits_dataset`` (the split the 
 from __future__ import annotations
 
 import argparse
+import textwrap
 import warnings
 from dataclasses import dataclass
 
@@ -81,14 +86,27 @@ class DigitsJudge:
         """The classifier's hidden layer, ReLU(x W1 + b1): (n, 256) -> (n, 64)."""
         return np.maximum(x @ self.classifier.coefs_[0] + self.classifier.intercepts_[0], 0)
 
-    def score(self, images) -> dict:
-        """Classifier verdicts on images (n, 1, 16, 16) in [0, 1] and their Frechet distances to the test digits."""
+    def score(self, images, labels=None) -> dict:
+        """Classifier verdicts on images (n, 1, 16, 16) in [0, 1] and their Frechet distances to the test digits.
+
+        labels: (n,) the digit each image was asked to be; adds "as_asked" (the fraction judged as its label)
+        and "as_asked_per_class" (that fraction for each digit 0-9).
+        """
         x = _flat(images)
         prob = self.classifier.predict_proba(x)  # (n, 10)
         confident = prob.max(1) > CONFIDENT
         counts = np.bincount(prob.argmax(1), minlength=10)
         p = counts / counts.sum()
-        return {
+        asked = {}
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (len(x),):
+                raise ValueError(f"labels must have shape ({len(x)},), got {labels.shape}")
+            hit = prob.argmax(1) == labels
+            asked = {"as_asked": float(hit.mean()),
+                     "as_asked_per_class": [float(hit[labels == k].mean()) if (labels == k).any() else None
+                                            for k in range(10)]}
+        return asked | {
             "n": len(x),
             "confident": float(confident.mean()),
             "classes": int(len(np.unique(prob.argmax(1)[confident]))),
@@ -112,14 +130,25 @@ def baselines(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def table(rows: dict[str, dict], judge: DigitsJudge) -> str:
-    """A markdown table of ``DigitsJudge.score`` results, one row per image set."""
-    head = ("| images | n | confident (p>0.9) | classes | entropy (bits) | FD-MLP | FD-PCA | histogram 0..9 |\n"
-            "|---|---|---|---|---|---|---|---|")
+    """A markdown table of ``DigitsJudge.score`` results, one row per image set (with "as asked" columns when
+    some rows were scored against the labels they were asked for)."""
+    asked = any("as_asked" in r for r in rows.values())
+    head = ("| images | n | confident (p>0.9) | classes | entropy (bits) | FD-MLP | FD-PCA | histogram 0..9 |"
+            + (" as asked | as asked per class 0..9 |" if asked else "") + "\n"
+            + "|---" * (10 if asked else 8) + "|")
+
     def fd(v: float) -> str:  # the test set's distance to itself is -1e-13 by round-off: print 0.00, not -0.00
         return f"{round(v, 2) + 0.0:.2f}"
 
+    def as_asked(r: dict) -> str:
+        if not asked:
+            return ""
+        if "as_asked" not in r:
+            return " | |"
+        return f" {r['as_asked']:.3f} | {' '.join(f'{v:.2f}' for v in r['as_asked_per_class'])} |"
+
     lines = [f"| {name} | {r['n']} | {r['confident']:.3f} | {r['classes']} | {r['entropy_bits']:.2f} | "
-             f"{fd(r['fd_mlp'])} | {fd(r['fd_pca'])} | {' '.join(map(str, r['histogram']))} |"
+             f"{fd(r['fd_mlp'])} | {fd(r['fd_pca'])} | {' '.join(map(str, r['histogram']))} |{as_asked(r)}"
              for name, r in rows.items()]
     note = f"classifier accuracy on the {len(judge.test_images)} held-out test digits: {judge.test_accuracy:.3f}"
     return "\n".join([head, *lines, "", note])
@@ -136,7 +165,7 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
         tiles = F.pad(images[: rows * cols, 0].cpu(), (1, 1, 1, 1))  # (rows * cols, 18, 18): a blank border
         tiles = tiles.reshape(rows, cols, 18, 18).permute(0, 2, 1, 3).reshape(rows * 18, cols * 18)
         ax.imshow(1 - tiles.numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(textwrap.fill(name, 26), fontsize=8)
         ax.axis("off")
     return fig
 
@@ -147,27 +176,43 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m sdelab.models.digits_quality", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="model folder (default: the shipped weights)")
+    parser.add_argument("--conditional", action="store_true",
+                        help="the class-conditional model (default folder: sdelab/weights/digits_cond)")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0],
+                        help="classifier-free guidance scales of the class-conditional rows (--conditional)")
     parser.add_argument("--n", type=int, default=450, help="samples per sampler (450 = the test split's size)")
     parser.add_argument("--steps", type=int, nargs="+", default=[50, 100])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", action="store_true", help="save figures/digits_samples.png")
     args = parser.parse_args(argv)
     judge = DigitsJudge.fit(args.seed)
-    model = load_digits_model(args.weights)
+    model = load_digits_model(args.weights, conditional=args.conditional)
     rows = {"real test digits (held out)": judge.score(digits_dataset(split="test"))}
     rows.update({name: judge.score(images) for name, images in baselines(args.n, args.seed).items()})
-    samples = {}
+    samples, labels = {}, {}
+    asked = torch.arange(args.n) % 10  # (n,) the digit asked for: n / 10 of each
     for steps in args.steps:
         for eta, name in ((0.0, "DDIM"), (1.0, "DDPM")):
             gen = torch.Generator(device=model.device).manual_seed(args.seed)
-            samples[f"{name} eta={eta:g}, {steps} steps"] = model.sample(args.n, steps=steps, eta=eta, generator=gen)
-    rows.update({name: judge.score(images) for name, images in samples.items()})
+            null = " (null class)" if model.conditional else ""
+            samples[f"{name} eta={eta:g}, {steps} steps{null}"] = model.sample(args.n, steps=steps, eta=eta,
+                                                                              generator=gen)
+            for g in args.guidance if model.conditional else ():
+                gen = torch.Generator(device=model.device).manual_seed(args.seed)
+                key = f"{name} eta={eta:g}, {steps} steps, asked for k, cfg {g:g}"
+                samples[key] = model.sample(args.n, steps=steps, eta=eta, generator=gen,
+                                            prompt=[str(int(k)) for k in asked], guidance=g)
+                labels[key] = asked.numpy()
+    rows.update({name: judge.score(images, labels.get(name)) for name, images in samples.items()})
     print(table(rows, judge))
     if args.figure:
         grids = {"real test digits": digits_dataset(split="test")[:64]}
-        grids.update({name: images[:64] for name, images in samples.items() if f"{args.steps[0]} steps" in name})
-        path = save_figure(samples_figure(grids), "digits_samples",
-                           setup=f"digits DDPM ({args.weights or 'shipped weights'}), {args.steps[0]} steps, "
+        shown = [name for name in samples if f"{args.steps[0]} steps" in name  # conditional: DDIM rows only
+                 and (not model.conditional or name.startswith("DDIM"))]
+        grids.update({name: samples[name][:64] for name in shown})
+        stem = "digits_cond_samples" if model.conditional else "digits_samples"
+        path = save_figure(samples_figure(grids), stem,
+                           setup=f"{model.name} ({args.weights or 'shipped weights'}), {args.steps[0]} steps, "
                                  f"seed {args.seed}")
         print(f"saved {path}")
     return 0

@@ -135,6 +135,26 @@ def load_mask(mask, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.asarray(small) >= 128)
 
 
+def mask_size(mask) -> tuple[int, int]:
+    """(height, width) of a mask in any form ``load_mask`` accepts."""
+    if isinstance(mask, str | Path):
+        with Image.open(mask) as im:
+            return im.size[::-1]
+    if isinstance(mask, Image.Image):
+        return mask.size[::-1]
+    shape = tuple(np.shape(mask))
+    return shape[-2:] if len(shape) >= 2 else shape
+
+
+def image_mask(mask, image_size: tuple[int, int], latent_size: tuple[int, int]) -> torch.Tensor:
+    """A mask drawn at the image's size -> bool (h, w) at the latent size (``load_mask``); ValueError naming
+    ``mask`` when its size is not the image's (nothing is resized silently from another size)."""
+    if tuple(mask_size(mask)) != tuple(image_size):
+        raise ValueError(f"mask must have the image's size (height, width) = {tuple(image_size)}, "
+                         f"got {tuple(mask_size(mask))}")
+    return load_mask(mask, latent_size)
+
+
 def latent_points(points, image_size: tuple[int, int], pixels_per_latent: int, name: str = "points") -> torch.Tensor:
     """(x, y) image-pixel points -> int64 (k, 2) latent (x, y) by floor division: the one place this happens.
 
