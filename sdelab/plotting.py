@@ -9,6 +9,10 @@ from pathlib import Path
 
 import torch
 
+FOOTER_POINTS = 7  # font size of the provenance footer
+FOOTER_GAP = 0.06  # inches between the lowest drawn element (tick labels, axis label) and the footer
+DPI = 110  # of the saved PNGs
+
 
 def machine() -> str:
     """A short description of the machine: the GPU if one is used, else the CPU and its core count."""
@@ -33,10 +37,42 @@ def figure_dir() -> Path:
     return path
 
 
+def _wrap(artist, text: str, width_px: float, renderer) -> str:
+    """``text`` broken at spaces so that no rendered line of ``artist`` is wider than ``width_px`` (greedy)."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        artist.set_text(candidate)
+        if line and artist.get_window_extent(renderer).width > width_px:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return "\n".join([*lines, line])
+
+
+def add_footer(fig, text: str):
+    """Write ``text`` under everything the figure draws, wrapped to the drawing's width; returns the Text artist.
+
+    Placed below the lowest tick label or axis label (never over them) and never wider than the axes and
+    their labels, so a long setup line adds lines at the bottom instead of blank margins at the side.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)  # inches: everything drawn so far
+    width, height = fig.get_size_inches()
+    footer = fig.text(box.x0 / width, (box.y0 - FOOTER_GAP) / height, "", fontsize=FOOTER_POINTS, color="0.35",
+                      ha="left", va="top")
+    footer.set_text(_wrap(footer, text, box.width * fig.dpi, renderer))
+    return footer
+
+
 def save_figure(fig, name: str, setup: str) -> Path:
     """Save ``fig`` as ``figures/<name>.png`` with a footer naming its setup (model, steps, seed) and machine."""
     text = f"{setup} | {machine()} | torch {torch.__version__}"
-    fig.text(0.01, -0.02, text, fontsize=7, color="0.35", ha="left", va="top")  # below the axes labels
+    shown_dpi = fig.dpi
+    fig.set_dpi(DPI)  # wrap the footer at the resolution it is saved at (glyph widths do not scale exactly)
+    add_footer(fig, text)
     path = figure_dir() / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Description": text})
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Description": text})
+    fig.set_dpi(shown_dpi)
     return path
