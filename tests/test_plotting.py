@@ -58,3 +58,45 @@ def test_degenerate_footers(text):
     fig, _ = small_figure()
     assert add_footer(fig, text).get_text() == text
     plt.close(fig)
+
+
+def test_image_comparison_draws_pictures_and_difference_maps_on_one_scale():
+    import torch
+
+    from sdelab.plotting import image_comparison
+
+    base = torch.zeros(1, 3, 8, 8)
+    pictures = {"input": base, "a": base + 0.1, "b": base + 0.4}
+    fig = image_comparison(pictures, "input", ["a", "b"])
+    maps = [ax.images[0] for ax in fig.axes[3:5]]
+    assert [m.get_array().max() for m in maps] == pytest.approx([0.1, 0.4])
+    assert all(m.get_clim() == pytest.approx((0, 0.4)) for m in maps), "one colour scale for every difference map"
+    assert "mean 1.0e-01" in fig.axes[3].get_title()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="'c' is not among"):
+        image_comparison(pictures, "input", ["c"])
+
+
+def test_figure_slider_redraws_its_image_when_a_control_moves():
+    from ipywidgets import FloatSlider, Image
+
+    from sdelab.plotting import figure_slider
+
+    calls = []
+
+    def draw(a):
+        calls.append(a)
+        fig, ax = plt.subplots(figsize=(2, 1.5))
+        ax.plot([0, 1], [0, a])
+        return fig
+
+    box = figure_slider(draw, a=FloatSlider(value=1.0, min=0, max=2))
+    slider, image = box.children[0].children[0], box.children[1]
+    assert isinstance(image, Image) and image.value[:4] == b"\x89PNG"
+    assert slider.description == "a" and slider.continuous_update is False
+    first = image.value
+    slider.value = 2.0
+    assert calls == [1.0, 2.0] and image.value != first
+    assert plt.get_fignums() == [], "rendered figures must be closed"
+    with pytest.raises(ValueError, match="at least one control"):
+        figure_slider(draw)

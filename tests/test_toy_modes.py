@@ -89,10 +89,14 @@ def test_mode_drag_of_cycle_sde_keeps_untouched_samples_and_sde_does_not(sd_sche
     assert r.x_t0[r.moved].mean(0)[0] - (alpha * r.x0[r.moved]).mean(0)[0] == pytest.approx(4 * alpha, abs=0.15)
 
 
-def test_small_t0_keeps_the_edit(sd_schedule):
-    r = mode_drag(ring_2d(), sd_schedule, "cycle-sde", 4, 0, t0=0.05, steps=10, n=800,
-                  generator=torch.Generator().manual_seed(0))
-    assert r.edit_kept > 0.95
+def test_small_t0_keeps_the_edit_and_cycle_sde_undoes_it_at_large_t0(sd_schedule):
+    small = mode_drag(ring_2d(), sd_schedule, "cycle-sde", 4, 0, t0=0.05, steps=10, n=800,
+                      generator=torch.Generator().manual_seed(0))
+    assert small.edit_kept > 0.95 and small.edit_undone < 0.05
+    # at high noise the replayed noises lead a dragged sample back along its stored chain, to the source mode
+    large = mode_drag(ring_2d(), sd_schedule, "cycle-sde", 4, 0, t0=0.8, steps=20, n=800,
+                      generator=torch.Generator().manual_seed(0))
+    assert large.edit_undone > 0.5 and large.edit_kept < 0.1
 
 
 def test_noised_centers(sd_schedule):

@@ -12,9 +12,10 @@ Each sampler runs its editing pipeline per sample, so that what became of every 
 - ode: DDIM inversion of x_0 to t0 (ODE-Drag), the edit, DDIM back (Eq. 6, eta = 0).
 - sde: the forward chain (Eq. 7), the edit, DDPM back with fresh noise (eta = 1).
 - cycle-sde: the forward chain, the edit, Eq. 6 back with the chain's Eq. 8 noises (SDE-Drag).
-Measures of fidelity (both fractions of samples, so their noise is binomial, sqrt(f (1 - f) / n)):
-``edit_kept``, the dragged samples that end nearest to the target mode; ``content_kept``, the others that
-end nearest to their own mode. The realism side of the trade-off is measured exactly in 1-D (notebook 04).
+Measures of fidelity (fractions of samples, so their noise is binomial, sqrt(f (1 - f) / n)): ``edit_kept``,
+the dragged samples that end nearest to the target mode; ``edit_undone``, those that end back in the source
+mode; ``content_kept``, the others that end nearest to their own mode. The realism side of the trade-off is
+measured exactly in 1-D (notebook 04).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class ModeDrag:
     x_t0: torch.Tensor  # (n, d) the edited noisy samples at t0
     output: torch.Tensor  # (n, d) the edited run at the data level
     edit_kept: float
+    edit_undone: float
     content_kept: float
 
 
@@ -83,4 +85,5 @@ def mode_drag(q0: GaussianMixture, schedule: VPSchedule, sampler_name: str, sour
     landed = nearest_mode(output, q0.means)
     return ModeDrag(sampler_name, t0, x0, torch.as_tensor(moved), x_t0, output,
                     edit_kept=float(np.mean(landed[moved] == target)),
+                    edit_undone=float(np.mean(landed[moved] == source)),
                     content_kept=float(np.mean(landed[~moved] == own[~moved])))
