@@ -9,6 +9,10 @@ from pathlib import Path
 
 import torch
 
+FOOTER_POINTS = 7  # font size of the provenance footer
+FOOTER_GAP = 0.06  # inches between the lowest drawn element (tick labels, axis label) and the footer
+DPI = 110  # of the saved PNGs
+
 
 def machine() -> str:
     """A short description of the machine: the GPU if one is used, else the CPU and its core count."""
@@ -33,10 +37,99 @@ def figure_dir() -> Path:
     return path
 
 
+def _wrap(artist, text: str, width_px: float, renderer) -> str:
+    """``text`` broken at spaces so that no rendered line of ``artist`` is wider than ``width_px`` (greedy)."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        artist.set_text(candidate)
+        if line and artist.get_window_extent(renderer).width > width_px:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return "\n".join([*lines, line])
+
+
+def add_footer(fig, text: str):
+    """Write ``text`` under everything the figure draws, wrapped to the drawing's width; returns the Text artist.
+
+    Placed below the lowest tick label or axis label (never over them) and never wider than the axes and
+    their labels, so a long setup line adds lines at the bottom instead of blank margins at the side.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)  # inches: everything drawn so far
+    width, height = fig.get_size_inches()
+    footer = fig.text(box.x0 / width, (box.y0 - FOOTER_GAP) / height, "", fontsize=FOOTER_POINTS, color="0.35",
+                      ha="left", va="top")
+    footer.set_text(_wrap(footer, text, box.width * fig.dpi, renderer))
+    return footer
+
+
 def save_figure(fig, name: str, setup: str) -> Path:
     """Save ``fig`` as ``figures/<name>.png`` with a footer naming its setup (model, steps, seed) and machine."""
     text = f"{setup} | {machine()} | torch {torch.__version__}"
-    fig.text(0.01, -0.02, text, fontsize=7, color="0.35", ha="left", va="top")  # below the axes labels
+    shown_dpi = fig.dpi
+    fig.set_dpi(DPI)  # wrap the footer at the resolution it is saved at (glyph widths do not scale exactly)
+    add_footer(fig, text)
     path = figure_dir() / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Description": text})
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Description": text})
+    fig.set_dpi(shown_dpi)
     return path
+
+
+def image_comparison(pictures: dict, reference: str, differences: list[str], scale: float = 2.5):
+    """One row: each picture (a (1, c, H, W) image in [0, 1]), then |picture - reference| (mean over channels)
+    for every name in ``differences``, on one colour scale with its colour bar; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    for name in [reference, *differences]:
+        if name not in pictures:
+            raise ValueError(f"{name!r} is not among the pictures {list(pictures)}")
+    maps = {name: (pictures[name] - pictures[reference])[0].abs().mean(0).float().cpu() for name in differences}
+    vmax = max(float(m.max()) for m in maps.values()) or 1.0
+    fig, axes = plt.subplots(1, len(pictures) + len(maps), figsize=(scale * (len(pictures) + len(maps)), scale + 0.6))
+    for ax, (name, x) in zip(axes, pictures.items(), strict=False):
+        ax.imshow(x[0].permute(1, 2, 0).float().cpu().numpy().squeeze(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+    for ax, (name, m) in zip(axes[len(pictures):], maps.items(), strict=True):
+        image = ax.imshow(m.numpy(), cmap="magma", vmin=0, vmax=vmax)
+        ax.set_title(f"|{name} - {reference}|\nmean {m.mean():.1e}", fontsize=9)
+    fig.colorbar(image, ax=list(axes[len(pictures):]), fraction=0.025)
+    for ax in axes:
+        ax.set(xticks=[], yticks=[])
+    return fig
+
+
+def figure_slider(draw, **controls):
+    """The notebooks' sliders: ipywidgets controls above an image of ``draw(**values)``, redrawn when one changes.
+
+    ``draw`` takes the controls' values as keyword arguments and returns a matplotlib figure (closed once
+    rendered). The figure is an ``ipywidgets.Image``, not the Output widget of ``interact``: executing a notebook
+    whose cells write into Output widgets can hang nbclient (jupyter/nbclient#312), and so ``make figures`` and CI.
+    Controls redraw on release (``continuous_update=False``).
+    """
+    import io
+
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    if not controls:
+        raise ValueError("figure_slider needs at least one control, e.g. t=IntSlider(...)")
+
+    def render() -> bytes:
+        fig = draw(**{name: control.value for name, control in controls.items()})
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+        return buffer.getvalue()
+
+    for name, control in controls.items():
+        if not control.description:
+            control.description = name
+        if hasattr(control, "continuous_update"):
+            control.continuous_update = False
+    image = widgets.Image(value=render(), format="png")
+    for control in controls.values():
+        control.observe(lambda _: setattr(image, "value", render()), names="value")
+    return widgets.VBox([widgets.HBox(list(controls.values())), image])

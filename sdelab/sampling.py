@@ -82,7 +82,7 @@ def eq6_coefficients(alpha_t, sigma_t, alpha_s, sigma_s, eta: float):
     float64 before casting keeps float32 samplers from losing digits to cancellation.
     """
     check_eta(eta)
-    a_t, s_t, a_s, s_s = (torch.as_tensor(v).double() for v in (alpha_t, sigma_t, alpha_s, sigma_s))
+    a_t, s_t, a_s, s_s = (torch.as_tensor(v, dtype=torch.float64) for v in (alpha_t, sigma_t, alpha_s, sigma_s))
     if float(eta) > 0 and (a_s < a_t).any():
         raise ValueError(f"alpha_s must be >= alpha_t (s is the less noisy level) when eta > 0; only the "
                          f"deterministic step (eta = 0) runs upwards, got alpha_t={alpha_t}, alpha_s={alpha_s}")
@@ -93,7 +93,7 @@ def eq6_coefficients(alpha_t, sigma_t, alpha_s, sigma_s, eta: float):
 
 def predict_x0(x_t, eps, alpha_t, sigma_t) -> torch.Tensor:
     """The clean-data prediction x0_hat = (x_t - sigma_t eps) / alpha_t of Eq. 6 (x_t's dtype)."""
-    a_t, s_t = (_per_sample(_cast(torch.as_tensor(v).double(), x_t), x_t) for v in (alpha_t, sigma_t))
+    a_t, s_t = (_per_sample(_cast(torch.as_tensor(v, dtype=torch.float64), x_t), x_t) for v in (alpha_t, sigma_t))
     return (x_t - s_t * eps) / a_t
 
 

@@ -133,3 +133,29 @@ def test_bad_arguments_raise():
         reconstruct(model, inv, mask=torch.ones(8, 8), progress=False)
     with pytest.raises(ValueError, match="broadcast"):
         reconstruct(model, inv, mask=torch.ones(3, 3, dtype=torch.bool), progress=False)
+
+
+# ---- roundtrip_errors (notebook 05's sweep) ----------------------------------------------------------------
+def test_roundtrip_errors_ode_first_order_cycle_sde_rounding():
+    from sdelab.edit.roundtrip_errors import roundtrip_errors
+
+    model = PixelToy()
+    x0 = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    out = roundtrip_errors(model, x0, [10, 20, 40], t0=0.6, dtypes=["float64"], prompt="", progress=False)
+    ode, cycle = out.curve("ode", "float64"), out.curve("cycle-sde", "float64")
+    assert (cycle < 1e-10).all() and (ode > 1e-6).all()
+    assert -1.4 < out.slope("ode", "float64") < -0.7  # DDIM's global error O(h)
+    assert out.reconstructions["cycle-sde", "float64", 10].shape == x0.shape
+    rows = out.table().splitlines()
+    assert len(rows) == 3 and rows[0].split()[2:5] == ["10", "20", "40"]
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(methods=["ddim"]), "methods"), (dict(dtypes=["float16"]), "dtypes"),
+                                           (dict(steps=[20, 10]), "steps"), (dict(steps=[]), "steps")])
+def test_roundtrip_errors_bad_arguments(kwargs, match):
+    from sdelab.edit.roundtrip_errors import roundtrip_errors
+
+    args = dict(steps=[2]) | kwargs
+    with pytest.raises(ValueError, match=match):
+        roundtrip_errors(PixelToy(), torch.zeros(1, 1, 8, 8, dtype=torch.float64), args.pop("steps"), progress=False,
+                         **args)

@@ -87,6 +87,24 @@ def kl_on_grid(log_p: np.ndarray, log_q: np.ndarray, x: np.ndarray) -> float:
     return float(h * np.sum(np.exp(log_p) * (log_p - log_q)))
 
 
+def split_kl(log_p: np.ndarray, log_q: np.ndarray, x: np.ndarray, cut: float = 0.0) -> tuple[float, float]:
+    """KL(p || q) on the grid split at x = ``cut`` into (between, within): between the two sides, within them.
+
+    The chain rule for the side s(x) = [x >= cut]: KL(p || q) = KL(s_# p || s_# q) + E_s KL(p(. | s) || q(. | s)).
+    ``between`` compares the masses left and right of the cut (for the toy's modes at -2 and 2 and cut 0:
+    the mode weights, ``sdelab.toy.modes``); ``within``, the rest, compares the shapes inside each side.
+    """
+    h = _check_grid(x)
+    masses = []
+    for log in (log_p, log_q):
+        p = np.exp(log - _log_mass(log, h))
+        masses.append(np.array([h * p[x < cut].sum(), h * p[x >= cut].sum()]))
+    (p_side, q_side), total = masses, kl_on_grid(log_p, log_q, x)
+    keep = p_side > 0
+    between = float(np.sum(p_side[keep] * np.log(p_side[keep] / q_side[keep])))
+    return between, total - between
+
+
 def _check_edges(log_p: np.ndarray, t) -> None:
     """Raise if any density (k, n_x) carries more than EDGE_TOL of its peak at the grid ends."""
     edge = np.maximum(log_p[:, 0], log_p[:, -1]) - log_p.max(axis=1)
