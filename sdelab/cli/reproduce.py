@@ -12,6 +12,7 @@ import importlib
 # experiment name -> its command-line module (standard library only at import time)
 EXPERIMENTS = {
     "drag": "sdelab.cli.reproduce_drag",
+    "image-gap": "sdelab.cli.reproduce_image_gap",
 }
 
 
