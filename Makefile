@@ -5,8 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # two pytest workers on 2 cores: one thread each, else tiny tensor ops oversubscribe the cores
-# toy notebooks: executed in place, committed with the outputs of a full run
-FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-4]_*.ipynb))
+# toy and digits-only notebooks: executed in place, committed with the outputs of a full run
+FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-4]_*.ipynb notebooks/10_*.ipynb))
 # image notebooks: executed into outputs/ (their committed copies carry outputs only from a real SD run);
 # SD_MODEL=tiny keeps `make figures` fast and offline, a hub id or a local folder runs the real model
 IMAGE_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[5-9]_*.ipynb))

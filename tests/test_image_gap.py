@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from sdelab.__main__ import main
+from sdelab.cli.reproduce_image_gap import EDITS as CLI_EDITS
 from sdelab.edit.drag import copy_paste
 from sdelab.models.digits import digits_dataset
 from sdelab.models.digits_quality import frechet_distance
 from sdelab.reproduce.drag import drag_cases
-from sdelab.reproduce.image_gap import CURVES, Features, c2st, checkpoints, edit, gap, image_gap
+from sdelab.reproduce.image_gap import CURVES, EDITS, Features, c2st, checkpoints, edit, gap, image_gap
 
 
 # ---- the statistics ----------------------------------------------------------------------------------------------
@@ -101,10 +102,12 @@ def test_the_same_check_sees_the_contrast_edit_and_the_ode_keeps_it(small):
     assert rows["ode", 0]["c2st"] > max(rows["sde", 0]["c2st"], rows["cycle-sde", 0]["c2st"]) + 0.1
 
 
-def test_cli_json_rows_settings_and_bad_input(capsys):
+def test_cli_json_rows_settings_figure_and_bad_input(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SDELAB_FIGURES", str(tmp_path))
     argv = ["reproduce", "image-gap", "--n", "20", "--intervals", "5", "--seeds", "0", "1", "--edit", "none", "drag",
-            "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json"]
+            "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json", "--figures"]
     assert main(argv) == 0
+    assert (tmp_path / "image_gap_digits.png").is_file()
     out = json.loads(capsys.readouterr().out)
     assert {(r["sampler"], r["edit"], r["seed"], r["t"]) for r in out["rows"]} == {
         (c, e, s, t) for c in CURVES for e in ("none", "drag") for s in (0, 1) for t in (600, 0)}
@@ -117,6 +120,7 @@ def test_cli_json_rows_settings_and_bad_input(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["reproduce", "image-gap", "--edit", "rotate"])
     assert exit_.value.code == 2
+    assert CLI_EDITS == EDITS  # the front end lists the edits without importing torch
 
 
 def test_bad_input_names_the_argument():

@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of all noise (0 1 2)")
     parser.add_argument("--checkpoints", type=positive_int, default=11,
                         help="grid times where the statistics are measured, t0 and the data level included (11)")
-    parser.add_argument("--workers", type=positive_int, default=2,
-                        help="processes running the seeds side by side, one thread each (2: one per core)")
+    parser.add_argument("--workers", type=positive_int, default=3,
+                        help="processes running the seeds side by side, one thread each (3: one per default seed; "
+                             "on 2 cores three finish together, two would leave a core idle for the third seed)")
     parser.add_argument("--bootstrap", type=positive_int, default=100, help="bootstrap resamples (100)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...], "settings": {...}}')
     parser.add_argument("--figures", action="store_true", help="save figures/image_gap_digits.png")

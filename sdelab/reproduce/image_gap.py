@@ -343,6 +343,7 @@ def gap_figure(result: dict, edits=None):
     is the noise floor (unedited held-out digits). Lines: means over the seeds; bands: the seeds' widest 95%
     bootstrap intervals. Sampling runs left to right (t0 -> 0)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     s = summary(result)
     edits = list(result["settings"]["edits"] if edits is None else edits)
@@ -362,6 +363,9 @@ def gap_figure(result: dict, edits=None):
                 ax.plot(ts, [e[stat] for e in entries], "o-", ms=2.5, color=COLORS[curve], label=LABELS[curve])
             if stat == "fd":
                 ax.set(yscale="log", title=f"edit: {name}")
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
             else:
                 ax.axhline(0.5, color="k", lw=0.5, ls=":")
                 ax.set(xlabel="t (timestep; sampling runs left to right)", ylim=(0.4, 1.01))
