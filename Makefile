@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # two pytest workers on 2 cores: one thread each, else tiny tensor ops oversubscribe the cores
-# toy notebooks (01-05): executed in place, committed with the outputs of a full run; notebook 05's Stable
+# toy notebooks (01-05) and the digits-only notebook 10: executed in place, committed with the outputs of a full run; notebook 05's Stable
 # Diffusion section is skipped there (SDELAB_SD_MODEL=none), so the same outputs come back on any machine
-FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-5]_*.ipynb))
+FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-5]_*.ipynb notebooks/10_*.ipynb))
 # digits-first image notebooks (06-08): executed in place with their Stable Diffusion sections on SD_MODEL
 # (06 and 07 label the tiny model's pictures as random; 08's SD part runs only with a GPU)
 DIGITS_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[678]_*.ipynb))

@@ -14,6 +14,7 @@ EXPERIMENTS = {
     "drag": "sdelab.cli.reproduce_drag",
     "inpainting": "sdelab.cli.reproduce_inpainting",
     "i2i": "sdelab.cli.reproduce_i2i",
+    "image-gap": "sdelab.cli.reproduce_image_gap",
 }
 
 

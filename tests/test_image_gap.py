@@ -1,0 +1,143 @@
+"""python -m sdelab reproduce image-gap: the statistics on known cases, the edits, the null check, bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sdelab.__main__ import main
+from sdelab.cli.reproduce_image_gap import EDITS as CLI_EDITS
+from sdelab.edit.drag import copy_paste
+from sdelab.models.digits import digits_dataset
+from sdelab.models.digits_quality import frechet_distance
+from sdelab.reproduce.drag import drag_cases
+from sdelab.reproduce.image_gap import CURVES, EDITS, Features, c2st, checkpoints, edit, gap, image_gap
+
+
+# ---- the statistics ----------------------------------------------------------------------------------------------
+def test_c2st_is_chance_on_one_population_and_near_one_on_different_ones():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 400, 16))
+    accuracy, correct = c2st(a, b)
+    assert abs(accuracy - 0.5) < 0.06 and correct.shape == (800,) and correct.mean() == accuracy
+    assert c2st(a, a + 2.0)[0] > 0.99  # a mean shift
+    # equal means, wider spread: only the squared features can see it (a classifier on x alone stays near 0.5)
+    assert c2st(a, 1.5 * rng.normal(size=(400, 16)))[0] > 0.85
+
+
+def test_c2st_on_digits_features():
+    train = 2 * digits_dataset(split="train") - 1  # (1347, 1, 16, 16) in the model's scale
+    features = Features.fit(train)
+    f = features(train)[np.random.default_rng(0).permutation(len(train))]
+    assert f.shape == (1347, 32)
+    assert abs(c2st(f[:600], f[600:1200])[0] - 0.5) < 0.06  # two draws of the training digits
+    assert c2st(f[:600], 1.3 * f[600:1200])[0] > 0.9  # the contrast edit on clean digits
+
+
+def test_frechet_distance_known_cases_and_the_gap_intervals():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(300, 8))
+    assert abs(frechet_distance(a, a)) < 1e-9  # identical sets
+    shift = rng.normal(size=8)
+    assert frechet_distance(a, a + shift) == pytest.approx((shift**2).sum(), rel=1e-6)  # equal covariances
+    same = gap(a, a, reps=50)
+    assert abs(same["fd"]) < 1e-9 and same["ci"]["fd"][0] <= same["fd"] <= same["ci"]["fd"][1]
+    far = gap(a + 1.0, rng.normal(size=(600, 8)), reps=50)
+    for name in ("fd", "c2st"):
+        lo, hi = far["ci"][name]
+        assert lo <= far[name] <= hi and hi - lo > 0
+    assert far["fd"] == pytest.approx(8, rel=0.25) and far["c2st"] > 0.9
+
+
+# ---- the edits ---------------------------------------------------------------------------------------------------
+def test_edits_do_what_their_names_say():
+    x = torch.randn(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    none = edit("none", x)
+    assert torch.equal(none, x) and none is not x
+    assert torch.allclose(edit("contrast", x), 1.3 * x)
+    assert torch.equal(edit("shift", x)[..., 2:], x[..., :-2]) and torch.equal(edit("shift", x)[..., :2], x[..., -2:])
+    # a Gaussian blur of sigma 1 px keeps 1 / (4 pi sigma^2) of white noise's variance (away from the border)
+    noise = torch.randn(200, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert edit("blur", noise)[..., 4:12, 4:12].var().item() == pytest.approx(1 / (4 * math.pi), rel=0.1)
+    cases = drag_cases(6, radius=2, seed=0)
+    dragged = edit("drag", x, cases, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    assert torch.equal(dragged, copy_paste(x, cases.source[:, None], cases.target[:, None], 2, 1.1, 0.3, gen))
+    for b, ((sx, sy), (tx, ty)) in enumerate(zip(cases.source.tolist(), cases.target.tolist(), strict=True)):
+        assert torch.allclose(dragged[b, :, ty - 2:ty + 2, tx - 2:tx + 2], 1.1 * x[b, :, sy - 2:sy + 2, sx - 2:sx + 2])
+
+
+# ---- the experiment at a small size ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small():
+    # t0 = 0.3 keeps the grid as fine as the full run's (about 17 timesteps a step) at a third of its cost: with much
+    # coarser grids the SDE's own discretisation error becomes detectable (C2ST 0.62 at 12 steps from t0 = 0.6)
+    return image_gap(n=100, t0=0.3, intervals=60, edits=("none", "contrast"), seeds=(0,), count=3, reps=40,
+                     progress=False)
+
+
+def _near_floor(r: dict) -> bool:
+    """Both statistics within the width of the floor's 95% interval of the floor (the floor: the unedited digits)."""
+    return all(abs(r[name] - r[f"{name}_floor"]) <= np.subtract(*r["ci"][f"{name}_floor"][::-1])
+               for name in ("fd", "c2st"))
+
+
+def test_null_no_edit_stays_at_the_noise_floor_for_every_sampler(small):
+    rows = [r for r in small["rows"] if r["edit"] == "none" and r["sampler"] in ("ode", "sde", "cycle-sde")]
+    assert {r["t"] for r in rows} == {300, 150, 0} and len(rows) == 9
+    for r in rows:
+        assert _near_floor(r), r
+    for r in rows:  # Cycle-SDE without an edit retraces the forward chain: the floor's own population
+        if r["sampler"] == "cycle-sde":
+            assert r["fd"] == pytest.approx(r["fd_floor"], rel=1e-4)
+
+
+def test_the_same_check_sees_the_contrast_edit_and_the_ode_keeps_it(small):
+    rows = {(r["sampler"], r["t"]): r for r in small["rows"] if r["edit"] == "contrast"}
+    for sampler in ("ode", "sde", "cycle-sde"):
+        assert not _near_floor(rows[sampler, 300]) and rows[sampler, 300]["c2st"] > 0.7
+        assert rows[sampler, 300] == rows["ode", 300] | {"sampler": sampler}  # one edited start, paired statistics
+    assert rows["ode", 0]["c2st"] > max(rows["sde", 0]["c2st"], rows["cycle-sde", 0]["c2st"]) + 0.1
+
+
+def test_cli_json_rows_settings_figure_and_bad_input(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SDELAB_FIGURES", str(tmp_path))
+    argv = ["reproduce", "image-gap", "--n", "20", "--intervals", "5", "--seeds", "0", "1", "--edit", "none", "drag",
+            "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json", "--figures"]
+    assert main(argv) == 0
+    assert (tmp_path / "image_gap_digits.png").is_file()
+    out = json.loads(capsys.readouterr().out)
+    assert {(r["sampler"], r["edit"], r["seed"], r["t"]) for r in out["rows"]} == {
+        (c, e, s, t) for c in CURVES for e in ("none", "drag") for s in (0, 1) for t in (600, 0)}
+    keys = {"sampler", "edit", "seed", "t", "fd", "c2st", "fd_floor", "c2st_floor", "ci"}
+    assert all(set(r) == keys and set(r["ci"]) == {"fd", "c2st", "fd_floor", "c2st_floor"} for r in out["rows"])
+    assert all(lo <= hi for r in out["rows"] for lo, hi in r["ci"].values())
+    assert out["settings"]["steps"] == 3 and out["settings"]["checkpoints"] == [600, 0]
+    assert main(["reproduce", "image-gap", "--n", "451", "--json"]) == 2
+    assert "n must lie in [5, 450]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "image-gap", "--edit", "rotate"])
+    assert exit_.value.code == 2
+    assert CLI_EDITS == EDITS  # the front end lists the edits without importing torch
+
+
+def test_bad_input_names_the_argument():
+    x, a = torch.zeros(2, 1, 16, 16), np.zeros((10, 3))
+    with pytest.raises(ValueError, match="edit must be one of"):
+        edit("rotate", x)
+    with pytest.raises(ValueError, match="the drag edit needs one drag per image"):
+        edit("drag", x)
+    with pytest.raises(ValueError, match="a and b must be"):
+        c2st(a, np.zeros((11, 3)))
+    with pytest.raises(ValueError, match="folds must lie in"):
+        c2st(a, a, folds=11)
+    with pytest.raises(ValueError, match="reference must be"):
+        gap(a, a[:5])
+    with pytest.raises(ValueError, match="checkpoints must be >= 2"):
+        checkpoints(10, 1)
+    with pytest.raises(ValueError, match="edits must be"):
+        image_gap(edits=("rotate",))
+    with pytest.raises(ValueError, match="t0 must lie in"):
+        image_gap(t0=0.0)
