@@ -10,10 +10,12 @@ import torch
 from sdelab.__main__ import main
 from sdelab.cli.reproduce_image_gap import EDITS as CLI_EDITS
 from sdelab.edit.drag import copy_paste
-from sdelab.models.digits import digits_dataset
+from sdelab.models.digits import digits_dataset, load_digits_model
 from sdelab.models.digits_quality import frechet_distance
 from sdelab.reproduce.drag import drag_cases
 from sdelab.reproduce.image_gap import CURVES, EDITS, Features, c2st, checkpoints, edit, gap, image_gap
+from sdelab.sampling import cycle_sde_noises, denoise, forward_chain
+from sdelab.schedules import time_grid
 
 
 # ---- the statistics ----------------------------------------------------------------------------------------------
@@ -67,6 +69,18 @@ def test_edits_do_what_their_names_say():
     assert torch.equal(dragged, copy_paste(x, cases.source[:, None], cases.target[:, None], 2, 1.1, 0.3, gen))
     for b, ((sx, sy), (tx, ty)) in enumerate(zip(cases.source.tolist(), cases.target.tolist(), strict=True)):
         assert torch.allclose(dragged[b, :, ty - 2:ty + 2, tx - 2:tx + 2], 1.1 * x[b, :, sy - 2:sy + 2, sx - 2:sx + 2])
+
+
+def test_cycle_sde_noises_computed_once_are_the_replayed_ones():
+    # the experiment computes the Eq. 8 noises once for every edit; replay computes them on the fly: the same chain
+    model, x0 = load_digits_model(), 2 * digits_dataset(split="test")[:4] - 1
+    grid = time_grid(model.schedule, 5, 0.6)
+    chain = forward_chain(model.schedule, x0, grid, generator=torch.Generator().manual_seed(0))
+    start, eps = edit("contrast", chain[0]), model.eps_model()
+    noises = cycle_sde_noises(eps, model.schedule, chain, grid)
+    once = denoise(eps, model.schedule, start, grid, eta=1.0, noises=noises)
+    replayed = denoise(eps, model.schedule, start, grid, eta=1.0, chain=chain, replay=True)
+    assert torch.allclose(once, replayed, atol=1e-5) and not torch.allclose(once, chain[-1], atol=1e-2)
 
 
 # ---- the experiment at a small size ------------------------------------------------------------------------------

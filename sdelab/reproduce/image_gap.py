@@ -13,8 +13,10 @@ Setup (``python -m sdelab reproduce image-gap``):
   the noise keeps its law and only the digit moves); ``blur`` Gaussian, sigma 1 px; ``drag`` one ``copy_paste`` of
   each digit's whole 3-5 px drag (radius 2, alpha 1.1, beta 0.3; SDE-Drag cuts a drag into sub-steps, here one).
 - Chains from the same edited start x_t0 (the theorems' setting): ``ode`` (eta = 0), ``sde`` (eta = 1, fresh noise),
-  ``cycle-sde`` (eta = 1 with the stored chain's Eq. 8 noises, ``cycle_sde_noises``); and ``ode-inversion``, what
-  an ODE editor does in practice: DDIM inversion of the clean digits (``ddim_invert``), the same edit, eta = 0 back.
+  ``cycle-sde`` (eta = 1 with the stored chain's Eq. 8 noises: ``cycle_sde_noises`` once for every edit, the noises
+  that ``denoise(..., chain=chain, replay=True)`` would compute on the fly at one more UNet pass per edit); and
+  ``ode-inversion``, what an ODE editor does in practice: DDIM inversion of the clean digits (``ddim_invert``), the
+  same edit, eta = 0 back.
 - Statistics at every checkpoint t against a reference population: the 1347 training digits noised to t with
   ``add_noise`` (fresh noise per seed and t), so that they measure distributions, not closeness to the same images.
   ``fd``: the Frechet distance in a fixed 32-component PCA of the training digits (``frechet_distance``).
@@ -44,7 +46,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from sdelab.edit.drag import copy_paste
-from sdelab.models.digits import digits_dataset, load_digits_model
+from sdelab.models.digits import DigitsDiffusion, digits_dataset, load_digits_model
 from sdelab.models.digits_quality import frechet_distance
 from sdelab.reproduce.drag import DragCases, drag_cases
 from sdelab.samplers import SAMPLERS
@@ -180,7 +182,7 @@ class Setup:
     """What every seed shares: the model, the grid, the held-out digits with their drags, the training digits
     (the reference), the features, and the DDIM inversion of the held-out digits (deterministic)."""
 
-    model: object
+    model: DigitsDiffusion
     grid: torch.Tensor  # (steps + 1,) timesteps from t0 down to 0
     cases: DragCases
     x0: torch.Tensor  # (n, 1, 16, 16) held-out digits in [-1, 1]
