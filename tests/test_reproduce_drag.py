@@ -74,3 +74,13 @@ def test_cli_json_rows_and_saved_outputs(tmp_path, capsys):
     saved = np.load(tmp_path / "drag_digits_t0=0.2_mask=none.npz")
     assert saved["sde_drag"].shape == (6, 1, 16, 16) and saved["source"].shape == (6, 2)
     assert saved["sde_drag"].dtype == np.float32 and 0 <= saved["ode_drag"].min() and saved["ode_drag"].max() <= 1
+
+
+def test_two_worker_processes_give_the_one_process_table():
+    from sdelab.reproduce.drag import reproduce_drag
+
+    args = dict(n=6, t0s=(0.2,), intervals=20, reps=8, progress=False)
+    one, two = reproduce_drag(**args, workers=1), reproduce_drag(**args, workers=2)
+    assert one["rows"] == two["rows"] and one["comparisons"] == two["comparisons"]
+    with pytest.raises(ValueError, match="workers must be 1 or 2"):
+        reproduce_drag(**args, workers=3)

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="grid intervals over [0, T]: steps = intervals * t0 (100, the official UI's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drags and the noise (0)")
     parser.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap resamples (200)")
+    parser.add_argument("--workers", type=int, choices=[1, 2], default=2,
+                        help="processes: 2 runs the two mask settings side by side, one thread each (2)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...], "settings": {...}}')
     parser.add_argument("--save", help="folder for drag_digits_t0=<t0>_mask=<mask>.npz with every output")
     parser.add_argument("--load", help="a --save folder: re-measure its outputs instead of running the drags")
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if save:
         Path(save).mkdir(parents=True, exist_ok=True)
     result = reproduce_drag(args.n, tuple(args.t0), args.intervals, seed=args.seed, reps=args.bootstrap,
-                            save=None if args.load else save, load=args.load, progress=not args.json)
+                            save=None if args.load else save, load=args.load, workers=args.workers,
+                            progress=not args.json)
     print(json.dumps(result) if args.json else markdown(result))
     if args.figures:
         s = result["settings"]

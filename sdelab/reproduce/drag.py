@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,12 +210,28 @@ def _outputs(model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha
     return fixed | run_drags(model, x0, per_image, mask, t0, intervals, alpha, beta, r, seed, progress)
 
 
+def _mask_outputs(n: int, seed: int, mask_name: str, t0s: tuple, intervals: int, alpha: float,
+                  beta: float) -> dict[float, dict[str, torch.Tensor]]:
+    """Every method's outputs at every t0 for one mask setting: one worker's share of the run (one thread)."""
+    torch.set_num_threads(1)
+    model, r = load_digits_model(), default_radius(16)
+    cases = drag_cases(n, r, seed)
+    per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
+    return {t0: _outputs(model, model.encode(cases.images), per_image, cases, mask_name, band_masks(cases, r), t0,
+                         intervals, alpha, beta, r, seed, False, None) for t0 in t0s}
+
+
 def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alpha: float = 1.1, beta: float = 0.3,
-                   seed: int = 0, reps: int = 200, save=None, load=None, progress: bool = True) -> dict:
+                   seed: int = 0, reps: int = 200, save=None, load=None, workers: int = 1,
+                   progress: bool = True) -> dict:
     """The table's rows (one per method, mask and t0), the paired ODE-minus-SDE comparisons, and the settings.
 
     save: a folder for the .npz outputs; load: such a folder, to re-measure saved outputs without rerunning.
+    workers: 2 runs the two mask settings in two processes (one thread each; call it under
+    ``if __name__ == "__main__":``), the same outputs as one process.
     """
+    if workers not in (1, 2):
+        raise ValueError(f"workers must be 1 or 2 (one per mask setting), got {workers}")
     if not all(0 < t <= 1 for t in t0s):
         raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
     start = time.perf_counter()
@@ -227,11 +245,17 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
     x0 = model.encode(cases.images)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
     boots = np.random.default_rng(seed).integers(n, size=(reps, n))  # shared: every comparison is paired
+    computed = {}
+    if load is None and workers == 2:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's threads
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            futures = {m: pool.submit(_mask_outputs, n, seed, m, tuple(t0s), intervals, alpha, beta) for m in MASKS}
+            computed = {m: f.result() for m, f in futures.items()}
     rows, comparisons = [], []
     for mask_name in MASKS:
         for k, t0 in enumerate(t0s):
-            outputs = _outputs(model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha, beta, r, seed,
-                               progress, load)
+            outputs = computed[mask_name][t0] if computed else _outputs(
+                model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha, beta, r, seed, progress, load)
             m = {method: measures(judge, cases, images, bands, r) for method, images in outputs.items()}
             for method in METHODS if k == 0 else METHODS[2:]:  # input and copy-paste do not depend on t0
                 rows.append({"method": method, "mask": mask_name, "t0": t0 if method.endswith("drag") else None}
@@ -245,7 +269,7 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
     settings = dict(model=model.name, n=n, t0=list(t0s), intervals=intervals, steps=[max(1, round(intervals * t))
                                                                                      for t in t0s],
                     alpha=alpha, beta=beta, radius=r, step_size=2.0, search=SEARCH, seed=seed, bootstrap=reps,
-                    seconds=round(time.perf_counter() - start, 1))
+                    workers=workers, seconds=round(time.perf_counter() - start, 1))
     if save is not None:  # the run's own settings beside its outputs, so that --load can report them
         Path(save, "settings.json").write_text(json.dumps(settings))
     if load is not None:
