@@ -33,7 +33,15 @@ import torch
 from sdelab.edit.i2i import diffedit, diffedit_mask, edit_steps, sdedit
 from sdelab.models.digits import digits_dataset, load_digits_model
 from sdelab.models.digits_quality import DigitsJudge
-from sdelab.reproduce.scoring import bootstrap_mean, features, flat, paired_difference, summarise, training_features
+from sdelab.reproduce.scoring import (
+    bootstrap_mean,
+    cell,
+    features,
+    flat,
+    paired_difference,
+    summarise,
+    training_features,
+)
 from sdelab.samplers import SAMPLERS
 
 T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -126,22 +134,17 @@ def reproduce_i2i(n: int = 150, t0s=T0S, steps: int = 50, guidance: float = 2.0,
     return result
 
 
-def _ci(r: dict, key: str, digits: int = 2) -> str:
-    lo, hi = r["ci"][key]
-    return f"{r[key]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def markdown(result: dict) -> str:
     """The rows as a markdown table, then the differences to the ODE (paired, 95% intervals)."""
     head = ("| edit | sampler | t0 | judged as target | FD-PCA | FD-MLP | distance to input | change outside mask |\n"
             "|---|---|---|---|---|---|---|---|")
     lines = [f"| {r['edit']} | {SAMPLERS[r['sampler']].label if r['sampler'] else ''} | {r['t0'] or ''} | "
-             f"{_ci(r, 'target')} | {_ci(r, 'fd')} | {_ci(r, 'fd_mlp')} | {_ci(r, 'distance', 3)} | "
+             f"{cell(r, 'target')} | {cell(r, 'fd')} | {cell(r, 'fd_mlp')} | {cell(r, 'distance', 3)} | "
              f"{r['change_outside']:.3f} |" for r in result["rows"]]
     diff = ["", "| edit | sampler - ODE | t0 | FD-PCA | FD-MLP | judged as target | distance to input |",
             "|---|---|---|---|---|---|---|"]
-    diff += [f"| {d['edit']} | {SAMPLERS[d['sampler']].label} - ODE | {d['t0']} | {_ci(d, 'fd')} | "
-             f"{_ci(d, 'fd_mlp')} | {_ci(d, 'target')} | {_ci(d, 'distance', 3)} |" for d in result["differences"]]
+    diff += [f"| {d['edit']} | {SAMPLERS[d['sampler']].label} - ODE | {d['t0']} | {cell(d, 'fd')} | "
+             f"{cell(d, 'fd_mlp')} | {cell(d, 'target')} | {cell(d, 'distance', 3)} |" for d in result["differences"]]
     return "\n".join([head, *lines, *diff])
 
 

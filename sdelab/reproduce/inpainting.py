@@ -26,7 +26,7 @@ import torch
 from sdelab.edit.inpaint import inpaint_latents
 from sdelab.models.digits import SIZE, digits_dataset, load_digits_model
 from sdelab.models.digits_quality import CONFIDENT, DigitsJudge
-from sdelab.reproduce.scoring import features, flat, paired_difference, summarise, training_features
+from sdelab.reproduce.scoring import cell, features, flat, paired_difference, summarise, training_features
 from sdelab.samplers import SAMPLERS
 from sdelab.schedules import time_grid
 
@@ -143,11 +143,6 @@ PAPER_FID = {("ode", "small"): (5.84, 5.86, 5.86), ("sde", "small"): (5.18, 4.97
 PAPER_STEPS = (25, 50, 100)
 
 
-def _ci(r: dict, key: str, digits: int = 2) -> str:
-    lo, hi = r["ci"][key]
-    return f"{r[key]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def markdown(result: dict) -> str:
     """The rows as a markdown table, with the paper's FID (Places, SD 1.5) beside ours where it has one."""
     head = ("| mask | sampler | steps | FD-PCA | FD-MLP | class kept | confident | change outside | paper's FID "
@@ -156,11 +151,11 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         paper = PAPER_FID.get((r["sampler"], r["mask"]))
         paper = f"{paper[PAPER_STEPS.index(r['steps'])]:.2f}" if paper and r["steps"] in PAPER_STEPS else ""
-        lines.append(f"| {r['mask'] or ''} | {r['sampler']} | {r['steps'] or ''} | {_ci(r, 'fd')} | "
-                     f"{_ci(r, 'fd_mlp')} | {_ci(r, 'class_kept')} | {r['confident']:.2f} | "
+        lines.append(f"| {r['mask'] or ''} | {r['sampler']} | {r['steps'] or ''} | {cell(r, 'fd')} | "
+                     f"{cell(r, 'fd_mlp')} | {cell(r, 'class_kept')} | {r['confident']:.2f} | "
                      f"{r['change_outside']:.3f} | {paper} |")
     diff = ["", "| mask | steps | FD-PCA: SDE - ODE | FD-MLP: SDE - ODE |", "|---|---|---|---|"]
-    diff += [f"| {d['mask']} | {d['steps']} | {_ci(d, 'fd')} | {_ci(d, 'fd_mlp')} |" for d in result["differences"]]
+    diff += [f"| {d['mask']} | {d['steps']} | {cell(d, 'fd')} | {cell(d, 'fd_mlp')} |" for d in result["differences"]]
     return "\n".join([head, *lines, *diff])
 
 

@@ -72,6 +72,12 @@ def paired_difference(feats_a: dict[str, np.ndarray], feats_b: dict[str, np.ndar
     return out | {"ci": ci}
 
 
+def cell(row: dict, key: str, digits: int = 2) -> str:
+    """A table cell: the row's value of ``key`` with its 95% interval, e.g. "0.14 [0.09, 0.21]"."""
+    lo, hi = row["ci"][key]
+    return f"{row[key]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def summarise(per_image: dict[str, np.ndarray], feats: dict[str, np.ndarray], reference: dict[str, np.ndarray],
               seed: int = 0, reps: int = 200) -> dict:
     """One table row: the mean of every per-image measure and every Frechet distance, with "ci" intervals."""
