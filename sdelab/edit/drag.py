@@ -213,15 +213,13 @@ def drag(model: DiffusionModel, image, source_points, target_points, mask=None, 
                     dtype=str(model.dtype).removeprefix("torch."))
 
     start, calls, shots = time.perf_counter(), [0], [to_pil(pixels)[0]] if frames else []
-    losses, lora_scale = [], None
-    hook = model.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    losses, lora_scale, hook = [], None, None
     try:
-        if lora_steps:
-            hook.remove()  # LoRA training is not part of the edit's UNet calls
+        if lora_steps:  # LoRA training is not part of the edit's UNet calls: count only after it
             losses = train_lora(model, x0, prompt or None, steps=lora_steps, rank=lora_rank, generator=gen,
                                 progress=progress)
             lora_scale = cosine_ramp(grid, 1.0, 0.5)
-            hook = model.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        hook = model.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
 
         def keep_frame(i, x):
             if frames:
@@ -231,7 +229,8 @@ def drag(model: DiffusionModel, image, source_points, target_points, mask=None, 
                            steps=steps, alpha=alpha, beta=beta, radius=r, guidance=guidance, lora_scale=lora_scale,
                            generator=gen, callback=keep_frame, progress=progress)
     finally:
-        hook.remove()
+        if hook is not None:
+            hook.remove()
         if lora_steps:
             remove_lora(model.unet)
     result = to_pil(model.decode(out))[0]

@@ -256,8 +256,9 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
         for k, t0 in enumerate(t0s):
             outputs = computed[mask_name][t0] if computed else _outputs(
                 model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha, beta, r, seed, progress, load)
-            m = {method: measures(judge, cases, images, bands, r) for method, images in outputs.items()}
-            for method in METHODS if k == 0 else METHODS[2:]:  # input and copy-paste do not depend on t0
+            reported = METHODS if k == 0 else METHODS[2:]  # input and copy-paste do not depend on t0
+            m = {method: measures(judge, cases, outputs[method], bands, r) for method in reported}
+            for method in reported:
                 rows.append({"method": method, "mask": mask_name, "t0": t0 if method.endswith("drag") else None}
                             | summarise(m[method], train_features, boots))
             comparisons.append({"mask": mask_name, "t0": t0}
