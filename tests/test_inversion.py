@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import DEVICE
 
-from sdelab.edit import Inversion, invert, reconstruct
+from sdelab.edit import Inversion, cycle_noises, invert, reconstruct
 from sdelab.models import DiffusionModel, tiny_stable_diffusion
 from sdelab.models.base import linear_ramp
 from sdelab.models.images import load_mask
@@ -118,6 +118,33 @@ def test_cycle_sde_with_another_backward_prompt_uses_the_inversions_noises():
     expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0, noises=noises)
     out = reconstruct(model, inv, prompt="target", guidance=3.0, progress=False)
     assert (out - expected).abs().max() <= 1e-12 and (out - x0).abs().max() > 1e-3
+
+    mask = torch.zeros_like(x0, dtype=torch.bool)
+    mask[..., :4] = True
+    noises = cycle_noises(model, inv)  # once for two reconstructions: another target, a mask
+    assert (reconstruct(model, inv, prompt="target", guidance=3.0, noises=noises, progress=False) - out).abs().max() \
+        <= 1e-12
+    masked = reconstruct(model, inv, prompt="target", guidance=3.0, mask=mask, progress=False)
+    assert torch.equal(reconstruct(model, inv, prompt="target", guidance=3.0, mask=mask, noises=noises,
+                                   progress=False), masked)
+    assert torch.equal(masked[~mask], x0[~mask]) and (masked - x0).abs().max() > 1e-3
+
+
+def test_cycle_noises_only_for_cycle_sde():
+    model = model_named("pixel-toy")
+    x0 = clean_latent(model, torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    cycle = invert(model, x0, steps=3, generator=gen, progress=False)
+    ode = invert(model, x0, steps=3, method="ode", progress=False)
+    with pytest.raises(ValueError, match="inversion must be a Cycle-SDE inversion"):
+        cycle_noises(model, ode)
+    noises = cycle_noises(model, cycle)
+    with pytest.raises(ValueError, match="noises are Cycle-SDE's"):
+        reconstruct(model, ode, noises=noises, progress=False)
+    with pytest.raises(ValueError, match="chain_batch"):
+        reconstruct(model, cycle, noises=noises, chain_batch=2, progress=False)
+    with pytest.raises(ValueError, match="one tensor per step"):
+        reconstruct(model, cycle, noises=noises[:2], progress=False)
 
 
 def test_bad_arguments_raise():

@@ -2,5 +2,5 @@
 
 from sdelab._lazy import lazy_exports
 
-__all__ = ["Inversion", "invert", "reconstruct", "roundtrip"]
+__all__ = ["Inversion", "cycle_noises", "invert", "reconstruct", "roundtrip"]
 __getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, "sdelab.edit.inversion"))

@@ -79,10 +79,23 @@ def _paired(eps_backward, eps_chain):
 
 
 @torch.no_grad()
+def cycle_noises(model: DiffusionModel, inversion: Inversion, *, chain_batch: int = 1,
+                 progress: bool = False) -> list[torch.Tensor]:
+    """Eq. 8 for a Cycle-SDE inversion: the noises that map its stored chain onto itself, eps under the inversion's
+    conditioning. They depend on neither the backward condition nor the mask, so one list serves every
+    ``reconstruct`` of the inversion. chain_batch: chain samples of that many steps per eps call."""
+    if not sampler(inversion.method).replay:
+        raise ValueError(f"inversion must be a Cycle-SDE inversion (method 'cycle-sde'), got {inversion.method!r}")
+    eps_chain = model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale)
+    return cycle_sde_noises(eps_chain, model.schedule, inversion.trajectory, inversion.grid,
+                            eta=sampler(inversion.method).eta, batch_steps=chain_batch, progress=progress)
+
+
+@torch.no_grad()
 def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor | None = None, *,
                 prompt: str | None = None, guidance: PerStep | None = None, mask: torch.Tensor | None = None,
                 generator: torch.Generator | None = None, chain_batch: int | None = None,
-                progress: bool = True) -> torch.Tensor:
+                noises: list[torch.Tensor] | None = None, progress: bool = True) -> torch.Tensor:
     """Denoise the (edited) x_t0 from t0 to the data level with the inversion's sampler.
 
     prompt / guidance: the backward pass's conditioning; None keeps the inversion's (pass prompt="" for
@@ -92,6 +105,8 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     target prompt backwards). "sde" draws fresh noise from ``generator``.
     chain_batch (Cycle-SDE): None evaluates the stored chain sample's eps in the backward step's own call; k
     computes the Eq. 8 noises first, the chain samples of k steps per call (``cycle_sde_noises``); same result.
+    noises (Cycle-SDE): the Eq. 8 noises from ``cycle_noises(model, inversion)``, computed once for several
+    reconstructions of one inversion (other targets or masks); the same result as computing them here.
     mask: bool, broadcastable to x_t0, True = editable; after every step the latent outside it is replaced
     by the stored trajectory at the same level, so the result equals x0 there (as SDE-Drag does).
     Without an edit, Cycle-SDE returns x0 up to rounding; DDIM only up to its discretisation error.
@@ -106,13 +121,16 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     eps_model = model.eps_model(prompt, guidance, inversion.lora_scale)
     chosen = sampler(inversion.method)
     kwargs = dict(chain=inversion.trajectory, mask=mask, progress=progress)
+    if noises is not None and (not chosen.replay or chain_batch is not None):
+        raise ValueError(f"noises are Cycle-SDE's Eq. 8 noises, given instead of chain_batch; got them for method "
+                         f"{inversion.method!r} with chain_batch={chain_batch!r}")
     if not chosen.replay:
         return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, generator=generator, **kwargs)
-    eps_chain = model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale)
     if chain_batch is not None:
-        noises = cycle_sde_noises(eps_chain, model.schedule, inversion.trajectory, inversion.grid, eta=chosen.eta,
-                                  batch_steps=chain_batch)
+        noises = cycle_noises(model, inversion, chain_batch=chain_batch)
+    if noises is not None:
         return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, noises=noises, **kwargs)
+    eps_chain = model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale)
     if (prompt, guidance) != (inversion.prompt, inversion.guidance):
         eps_model = _paired(eps_model, eps_chain)
     return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, replay=True, **kwargs)

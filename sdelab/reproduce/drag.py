@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import torch
 from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
 from sdelab.models.digits import digits_dataset, load_digits_model
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
+from sdelab.reproduce.processes import process_map
 
 METHODS = ("input", "copy-paste", "ode-drag", "sde-drag")
 MASKS = ("none", "band")
@@ -212,8 +211,7 @@ def _outputs(model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha
 
 def _mask_outputs(n: int, seed: int, mask_name: str, t0s: tuple, intervals: int, alpha: float,
                   beta: float) -> dict[float, dict[str, torch.Tensor]]:
-    """Every method's outputs at every t0 for one mask setting: one worker's share of the run (one thread)."""
-    torch.set_num_threads(1)
+    """Every method's outputs at every t0 for one mask setting: one worker's share of the run."""
     model, r = load_digits_model(), default_radius(16)
     cases = drag_cases(n, r, seed)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
@@ -247,10 +245,8 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
     boots = np.random.default_rng(seed).integers(n, size=(reps, n))  # shared: every comparison is paired
     computed = {}
     if load is None and workers == 2:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's threads
-        with ProcessPoolExecutor(2, mp_context=context) as pool:
-            futures = {m: pool.submit(_mask_outputs, n, seed, m, tuple(t0s), intervals, alpha, beta) for m in MASKS}
-            computed = {m: f.result() for m, f in futures.items()}
+        jobs = [(n, seed, m, tuple(t0s), intervals, alpha, beta) for m in MASKS]
+        computed = dict(zip(MASKS, process_map(_mask_outputs, jobs, workers), strict=True))
     rows, comparisons = [], []
     for mask_name in MASKS:
         for k, t0 in enumerate(t0s):

@@ -3,24 +3,28 @@ Cycle-SDE gives more realistic edits than DiffEdit with DDIM inversion, at every
 realism-faithfulness curves of ODE (DDIM inversion), SDE (fresh noise) and Cycle-SDE.
 
 Setup (``python -m sdelab reproduce i2i``):
-- Inputs: the first n held-out digits (n = 150 by default: 10-19 of each class, so that the 6 encode ratios x 5
-  edits run in under 10 minutes on 2 shared CPU cores; 450 = all); each is edited from its class k (the source
-  condition, prompt "k") to the class (k + 3) mod 10 (the target condition).
-- DiffEdit (``sdelab.edit.i2i.diffedit``): one mask per digit from ``diffedit_mask`` (strength 0.5, 10 noise
+- Inputs: the 450 held-out digits (``n``: the first n); each is edited from its class k (the source condition,
+  prompt "k") to the class (k + 3) mod 10 (the target condition).
+- DiffEdit (as ``sdelab.edit.i2i.diffedit``): one mask per digit from ``diffedit_mask`` (strength 0.5, 10 noise
   draws, ratio 3), then ODE = DDIM inversion under the source and DDIM under the target; SDE = Cycle-SDE with the
   source condition for the Eq. 8 noises and the target backwards; the mask applied after every step.
-- SDEdit (``sdelab.edit.i2i.sdedit``), no mask: ODE (DDIM inversion), SDE (fresh noise), Cycle-SDE.
+- SDEdit (as ``sdelab.edit.i2i.sdedit``), no mask: ODE (DDIM inversion), SDE (fresh noise), Cycle-SDE.
+- The null edit: SDEdit with the target equal to the source (each digit "edited" into its own class), ODE and
+  Cycle-SDE: how far each sampler moves the input by itself; its "target" is the source class.
 - Settings: the paper's 50 steps over the whole diffusion (round(50 t0) from t0), t0 in 0.3, 0.4, ..., 0.8;
   classifier-free guidance ``guidance`` backwards and for the mask; the inversion and the Eq. 8 noises without
   guidance (1). The default guidance 2 is the smallest of 1, 2, 3, 5, 7.5 at which the model's own samples are
   judged as the digit asked for 99% of the time (100 DDIM samples, 20 steps: 0.94 at 1, 1.00 from 2; their
   FD-PCA grows with the guidance, 0.79 at 1, 0.93 at 2, 2.78 at the paper's 7.5, which suits SD, not this model).
+- One inversion per sampler and t0 serves all three edits (``edits_at``): the edits differ only in the backward
+  condition and the mask, and Cycle-SDE's Eq. 8 noises depend on neither (``cycle_noises``). ``workers`` > 1
+  runs the t0s in that many processes; every t0 seeds its own noise, so the table is the one-process table.
 - Measures, with 95% bootstrap intervals (``sdelab.reproduce.scoring``): "target", the fraction the judge labels
   as the target class (the paper's CLIP score); "fd" / "fd_mlp", Frechet distances to the training digits (its
   FID); "distance", the mean |output - input| over the image (its LPIPS); "change_outside", the mean |output -
   input| outside the DiffEdit mask (0 for DiffEdit by construction: a check; SDEdit changes it).
 - The claim: "differences", each sampler minus the ODE for the same edit and t0 (DiffEdit: Cycle-SDE; SDEdit: SDE
-  and Cycle-SDE) in FD, target fraction and distance, with paired bootstrap intervals.
+  and Cycle-SDE; the null edit: Cycle-SDE) in FD, target fraction and distance, with paired bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ import time
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from sdelab.edit.i2i import diffedit, diffedit_mask, edit_steps, sdedit
+from sdelab.edit.i2i import diffedit_mask, edit_steps
+from sdelab.edit.inversion import cycle_noises, invert, reconstruct
 from sdelab.models.digits import digits_dataset, load_digits_model
 from sdelab.models.digits_quality import DigitsJudge
+from sdelab.reproduce.processes import process_map
 from sdelab.reproduce.scoring import (
     bootstrap_mean,
     cell,
@@ -46,7 +53,46 @@ from sdelab.samplers import SAMPLERS
 
 T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SHIFT = 3  # the fixed class map k -> (k + SHIFT) mod 10
-EDITS = {"diffedit": ("ode", "cycle-sde"), "sdedit": ("ode", "sde", "cycle-sde")}
+EDITS = {"diffedit": ("ode", "cycle-sde"), "sdedit": ("ode", "sde", "cycle-sde"), "null": ("ode", "cycle-sde")}
+LABELS = {"input": "input", "diffedit": "DiffEdit", "sdedit": "SDEdit", "null": "null edit (k -> k)"}
+
+
+def edits_at(model, x0: torch.Tensor, source: list[str], target: list[str], mask: torch.Tensor, t0: float,
+             steps: int, guidance: float, seed: int) -> dict[tuple[str, str], torch.Tensor]:
+    """Every (edit, sampler) of EDITS at one t0, decoded (n, 1, 16, 16): one inversion per sampler under the source
+    (guidance 1), reconstructed under the target inside DiffEdit's ``mask`` ("diffedit"), under the target without
+    it ("sdedit") and under the source without it ("null"). Each sampler's noise comes from a generator seeded with
+    ``seed``: the outputs are those of ``diffedit`` / ``sdedit`` (Cycle-SDE's up to float rounding)."""
+    backward = {"diffedit": (target, mask), "sdedit": (target, None), "null": (source, None)}
+    outputs = {}
+    for name in SAMPLERS:
+        gen = torch.Generator(device=model.device).manual_seed(seed)
+        inv = invert(model, x0, edit_steps(steps, t0), t0, name, prompt=source, generator=gen, progress=False)
+        noises = cycle_noises(model, inv) if SAMPLERS[name].replay else None
+        for edit, (prompt, m) in backward.items():
+            if name in EDITS[edit]:
+                out = reconstruct(model, inv, prompt=prompt, guidance=guidance, mask=m, noises=noises, generator=gen,
+                                  progress=False)
+                outputs[edit, name] = model.decode(out)
+    return outputs
+
+
+def _inputs(n: int, weights) -> tuple:
+    """The model, the first n held-out digits (n, 1, 16, 16), their labels, latents and both conditions."""
+    model = load_digits_model(weights, conditional=True)
+    images, labels = digits_dataset(split="test", return_labels=True)
+    if not 1 <= n <= len(images):
+        raise ValueError(f"n must lie in [1, {len(images)}], got {n}")
+    images, labels = images[:n], labels[:n]
+    source, target = [str(int(k)) for k in labels], [str(int(k + SHIFT) % 10) for k in labels]
+    return model, images, labels, model.encode(images), source, target
+
+
+def _edits_job(n: int, weights, mask: torch.Tensor, t0: float, steps: int, guidance: float,
+               seed: int) -> dict[tuple[str, str], torch.Tensor]:
+    """``edits_at`` for one t0 in a worker process, which loads its own model and inputs."""
+    model, _, _, x0, source, target = _inputs(n, weights)
+    return edits_at(model, x0, source, target, mask, t0, steps, guidance, seed)
 
 
 def score(judge: DigitsJudge, reference: dict, inputs: torch.Tensor, outputs: torch.Tensor, targets: np.ndarray,
@@ -78,47 +124,45 @@ def against(a: dict, b: dict, reference: dict, seed: int = 0, reps: int = 200) -
     return diff
 
 
-def reproduce_i2i(n: int = 150, t0s=T0S, steps: int = 50, guidance: float = 2.0, seed: int = 0, reps: int = 200,
-                  weights=None, progress: bool = True, keep: int = 0) -> dict:
-    """The table's rows (one per edit, sampler and t0, and the input) and the settings.
+def reproduce_i2i(n: int = 450, t0s=T0S, steps: int = 50, guidance: float = 2.0, seed: int = 0, reps: int = 200,
+                  weights=None, workers: int = 1, progress: bool = True, keep: int = 0) -> dict:
+    """The table's rows (one per edit, sampler and t0, and the input), the differences to the ODE and the settings.
 
-    weights: the conditional model's folder (default: the shipped one). keep: also return the first ``keep``
+    weights: the conditional model's folder (default: the shipped one). workers: processes for the t0s (one
+    thread each; call it under ``if __name__ == "__main__":`` in a script). keep: also return the first ``keep``
     inputs, masks and outputs under "examples".
     """
     if not all(0 < t <= 1 for t in t0s):
         raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     start = time.perf_counter()
-    model = load_digits_model(weights, conditional=True)
-    images, labels = digits_dataset(split="test", return_labels=True)
-    if not 1 <= n <= len(images):
-        raise ValueError(f"n must lie in [1, {len(images)}], got {n}")
-    images, labels = images[:n], labels[:n]
-    targets = (labels + SHIFT) % 10
-    source, target = [str(int(k)) for k in labels], [str(int(k)) for k in targets]
+    model, images, labels, x0, source, target = _inputs(n, weights)
     judge = DigitsJudge.fit()
     reference = training_features(judge)
-    x0 = model.encode(images)
     gen = torch.Generator(device=model.device).manual_seed(seed)
     mask = diffedit_mask(model, x0, source, target, guidance=guidance, generator=gen)  # (n, 1, 16, 16)
-    targets = targets.numpy()
-    rows = [{"edit": "input", "sampler": None, "t0": None} | score(judge, reference, images, images, targets, mask,
-                                                                   seed, reps)[0]]
-    examples = {"input": images[:keep], "mask": mask[:keep], "source": labels[:keep], "target": targets[:keep]}
+    if workers == 1:
+        outputs = [edits_at(model, x0, source, target, mask, t0, steps, guidance, seed)
+                   for t0 in tqdm(t0s, desc="t0", disable=not progress)]
+    else:  # the largest t0 (the most steps) first
+        order = sorted(range(len(t0s)), key=lambda i: -t0s[i])
+        done = process_map(_edits_job, [(n, weights, mask, t0s[i], steps, guidance, seed) for i in order], workers)
+        outputs = [done[order.index(i)] for i in range(len(t0s))]
+    aims = {"diffedit": (labels + SHIFT) % 10, "sdedit": (labels + SHIFT) % 10, "null": labels}
+    aims = {edit: aim.numpy() for edit, aim in aims.items()}
+    rows = [{"edit": "input", "sampler": None, "t0": None}
+            | score(judge, reference, images, images, aims["diffedit"], mask, seed, reps)[0]]
+    examples = {"input": images[:keep], "mask": mask[:keep], "source": labels[:keep], "target": aims["sdedit"][:keep]}
     differences = []
-    for t0 in t0s:
+    for t0, edited in zip(t0s, outputs, strict=True):
         feats = {}
         for edit, samplers in EDITS.items():
             for name in samplers:
-                gen = torch.Generator(device=model.device).manual_seed(seed)
-                kwargs = dict(method=name, t0=t0, steps=steps, guidance=guidance, generator=gen, progress=progress)
-                if edit == "diffedit":
-                    out, _ = diffedit(model, x0, source, target, mask=mask, **kwargs)
-                else:
-                    out = sdedit(model, x0, target, source=source, **kwargs)
-                out = model.decode(out)
-                row, feats[edit, name] = score(judge, reference, images, out, targets, mask, seed, reps)
+                row, feats[edit, name] = score(judge, reference, images, edited[edit, name], aims[edit], mask, seed,
+                                               reps)
                 rows.append({"edit": edit, "sampler": name, "t0": t0} | row)
-                examples[f"{edit}_{name}_{t0}"] = out[:keep]
+                examples[f"{edit}_{name}_{t0}"] = edited[edit, name][:keep]
         for edit, samplers in EDITS.items():
             for name in samplers[1:]:  # against the ODE, on the same inputs
                 differences.append({"edit": edit, "sampler": name, "t0": t0}
@@ -126,7 +170,7 @@ def reproduce_i2i(n: int = 150, t0s=T0S, steps: int = 50, guidance: float = 2.0,
     settings = dict(model=model.name, n=n, t0=list(t0s), steps=steps, steps_run=[edit_steps(steps, t) for t in t0s],
                     guidance=guidance, inversion_guidance=1.0, class_map=f"k -> (k + {SHIFT}) mod 10",
                     mask_fraction=float(mask.float().mean()), mask=dict(strength=0.5, maps=10, ratio=3.0),
-                    seed=seed, bootstrap=reps, threads=torch.get_num_threads(),
+                    seed=seed, bootstrap=reps, workers=workers, threads=1 if workers > 1 else torch.get_num_threads(),
                     seconds=round(time.perf_counter() - start, 1))
     result = {"rows": rows, "differences": differences, "settings": settings}
     if keep:
@@ -135,15 +179,16 @@ def reproduce_i2i(n: int = 150, t0s=T0S, steps: int = 50, guidance: float = 2.0,
 
 
 def markdown(result: dict) -> str:
-    """The rows as a markdown table, then the differences to the ODE (paired, 95% intervals)."""
+    """The rows as a markdown table, then the differences to the ODE (paired, 95% intervals). The null edit's
+    "judged as target" is its own (source) class."""
     head = ("| edit | sampler | t0 | judged as target | FD-PCA | FD-MLP | distance to input | change outside mask |\n"
             "|---|---|---|---|---|---|---|---|")
-    lines = [f"| {r['edit']} | {SAMPLERS[r['sampler']].label if r['sampler'] else ''} | {r['t0'] or ''} | "
+    lines = [f"| {LABELS[r['edit']]} | {SAMPLERS[r['sampler']].label if r['sampler'] else ''} | {r['t0'] or ''} | "
              f"{cell(r, 'target')} | {cell(r, 'fd')} | {cell(r, 'fd_mlp')} | {cell(r, 'distance', 3)} | "
              f"{r['change_outside']:.3f} |" for r in result["rows"]]
     diff = ["", "| edit | sampler - ODE | t0 | FD-PCA | FD-MLP | judged as target | distance to input |",
             "|---|---|---|---|---|---|---|"]
-    diff += [f"| {d['edit']} | {SAMPLERS[d['sampler']].label} - ODE | {d['t0']} | {cell(d, 'fd')} | "
+    diff += [f"| {LABELS[d['edit']]} | {SAMPLERS[d['sampler']].label} - ODE | {d['t0']} | {cell(d, 'fd')} | "
              f"{cell(d, 'fd_mlp')} | {cell(d, 'target')} | {cell(d, 'distance', 3)} |" for d in result["differences"]]
     return "\n".join([head, *lines, *diff])
 

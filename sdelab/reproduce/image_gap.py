@@ -29,9 +29,7 @@ Setup (``python -m sdelab reproduce image-gap``):
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -49,6 +47,7 @@ from sdelab.edit.drag import copy_paste
 from sdelab.models.digits import DigitsDiffusion, digits_dataset, load_digits_model
 from sdelab.models.digits_quality import frechet_distance
 from sdelab.reproduce.drag import DragCases, drag_cases
+from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
 from sdelab.sampling import add_noise, cycle_sde_noises, ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid
@@ -261,10 +260,6 @@ def seed_rows(n: int, t0: float, intervals: int, edits, count: int, reps: int, s
     return rows
 
 
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def image_gap(n: int = 450, t0: float = 0.6, intervals: int = 50, edits=EDITS, seeds=(0, 1, 2), count: int = 11,
               reps: int = 100, workers: int = 1, progress: bool = True) -> dict:
     """The rows (one per curve, edit, seed and checkpoint t) and the settings (module docstring).
@@ -286,9 +281,7 @@ def image_gap(n: int = 450, t0: float = 0.6, intervals: int = 50, edits=EDITS, s
     if workers == 1:
         per_seed = [seed_rows(*job, progress=progress) for job in jobs]
     else:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's threads
-        with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=context, initializer=_one_thread) as pool:
-            per_seed = list(pool.map(seed_rows, *zip(*jobs, strict=True)))
+        per_seed = process_map(seed_rows, jobs, workers)
     rows = [r for rows in per_seed for r in rows]
     settings = dict(model="digits-ddpm", n=n, t0=t0, intervals=intervals, steps=max(1, round(intervals * t0)),
                     checkpoints=sorted({r["t"] for r in rows}, reverse=True), edits=list(edits), seeds=list(seeds),
