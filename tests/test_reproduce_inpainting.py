@@ -30,7 +30,8 @@ def test_stroke_masks_cover_exactly_the_asked_fraction_and_repeat_with_the_seed(
 
 
 def test_cli_json_rows(capsys):
-    assert main(["reproduce", "inpainting", "--n", "8", "--steps", "3", "--bootstrap", "8", "--json"]) == 0
+    assert main(["reproduce", "inpainting", "--n", "8", "--steps", "3", "--bootstrap", "8", "--workers", "1",
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     rows = out["rows"]
     got = {(r["sampler"], r["mask"], r["steps"]) for r in rows}
@@ -52,3 +53,14 @@ def test_cli_rejects_bad_input(capsys):
     with pytest.raises(SystemExit) as err:
         main(["reproduce", "inpainting", "--steps", "0"])
     assert err.value.code == 2 and "--steps" in capsys.readouterr().err
+
+
+def test_two_worker_processes_give_the_one_process_table():
+    from sdelab.reproduce.inpainting import reproduce_inpainting
+
+    args = dict(n=6, steps=(2, 3), reps=8, progress=False)
+    one, two = reproduce_inpainting(**args, workers=1), reproduce_inpainting(**args, workers=2)
+    assert one["rows"] == two["rows"] and one["differences"] == two["differences"]
+    assert [r["steps"] for r in two["rows"][3:]] == [2] * 4 + [3] * 4  # in the order of steps, whatever ran first
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        reproduce_inpainting(**args, workers=0)

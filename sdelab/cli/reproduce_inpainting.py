@@ -1,6 +1,6 @@
 """SDE against ODE inpainting on the digits model: python -m sdelab reproduce inpainting.
 
-    python -m sdelab reproduce inpainting --model digits [--n N] [--steps K ...] [--json] [--figures]
+    python -m sdelab reproduce inpainting --model digits [--n N] [--steps K ...] [--workers W] [--json] [--figures]
 
 The 450 held-out digits with small (0.2) and large (0.4) stroke masks, filled by DDIM (ODE) and DDPM (SDE) at
 25, 50 and 100 steps; Frechet distances to the training digits, the judge's agreement with the input, 95%
@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the masks and the noise (0)")
     parser.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap resamples (200)")
     parser.add_argument("--threads", type=positive_int, default=1,
-                        help="torch threads (1: faster on two cores shared with other jobs)")
+                        help="torch threads with --workers 1 (1: faster on two cores shared with other jobs)")
+    parser.add_argument("--workers", type=positive_int, default=2,
+                        help="processes for the sampler and step-count runs, one thread each (2: one per core; the "
+                             "same table as 1)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...], "settings": {...}}')
     parser.add_argument("--figures", action="store_true",
                         help="save figures/inpainting_digits_fd.png and figures/inpainting_digits_examples.png")
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     result = reproduce_inpainting(args.n, tuple(args.steps), seed=args.seed, reps=args.bootstrap,
-                                  progress=not args.json, keep=8 if args.figures else 0)
+                                  workers=args.workers, progress=not args.json, keep=8 if args.figures else 0)
     examples = result.pop("examples", None)
     print(json.dumps(result) if args.json else markdown(result))
     if args.figures:

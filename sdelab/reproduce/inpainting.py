@@ -26,6 +26,7 @@ import torch
 from sdelab.edit.inpaint import inpaint_latents
 from sdelab.models.digits import SIZE, digits_dataset, load_digits_model
 from sdelab.models.digits_quality import CONFIDENT, DigitsJudge
+from sdelab.reproduce.processes import process_map
 from sdelab.reproduce.scoring import cell, features, flat, paired_difference, summarise, training_features
 from sdelab.samplers import SAMPLERS
 from sdelab.schedules import time_grid
@@ -81,24 +82,57 @@ def score(judge: DigitsJudge, reference: dict, inputs: torch.Tensor, outputs: to
     return summarise(per_image, feats, reference, seed, reps), feats
 
 
-def reproduce_inpainting(n: int = 450, steps=(25, 50, 100), seed: int = 0, reps: int = 200, progress: bool = True,
-                         keep: int = 0) -> dict:
-    """The table's rows (one per sampler, mask and step count, and the reference rows) and the settings.
-
-    keep: also return the first ``keep`` inputs, masks and outputs under "examples" (for figures).
-    """
-    if not all(isinstance(s, int) and s >= 1 for s in steps):
-        raise ValueError(f"steps must be positive integers, got {list(steps)}")
-    start = time.perf_counter()
+def _inputs(n: int, seed: int) -> tuple:
+    """The model, the first n held-out digits (n, 1, 16, 16), their masks by name, and both masks' inputs in one
+    batch: x0 once per mask (len(MASKS) * n, 1, 16, 16) with each mask's pixels."""
     model = load_digits_model()
     images = digits_dataset(split="test")
     if not 1 <= n <= len(images):
         raise ValueError(f"n must lie in [1, {len(images)}], got {n}")
     images = images[:n]
     masks = {name: stroke_masks(n, fraction, seed=seed + i) for i, (name, fraction) in enumerate(MASKS.items())}
+    x0 = model.encode(images)
+    return model, images, masks, torch.cat([x0] * len(masks)), torch.cat(list(masks.values()))
+
+
+def fills(model, batch_x0: torch.Tensor, batch_mask: torch.Tensor, name: str, steps: int, seed: int,
+          progress: bool = False) -> torch.Tensor:
+    """One sampler's inpaintings of the batch on ``steps`` steps from t = T, decoded (same shape as batch_x0); its
+    noise from a generator seeded with ``seed``."""
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    grid = time_grid(model.schedule, steps)
+    return model.decode(inpaint_latents(model, batch_x0, batch_mask, eta=SAMPLERS[name].eta, grid=grid,
+                                        generator=gen, progress=progress))
+
+
+def _fills_job(n: int, seed: int, name: str, steps: int) -> torch.Tensor:
+    """``fills`` in a worker process, which builds its own model and inputs."""
+    model, _, _, batch_x0, batch_mask = _inputs(n, seed)
+    return fills(model, batch_x0, batch_mask, name, steps, seed)
+
+
+def reproduce_inpainting(n: int = 450, steps=(25, 50, 100), seed: int = 0, reps: int = 200, workers: int = 1,
+                         progress: bool = True, keep: int = 0) -> dict:
+    """The table's rows (one per sampler, mask and step count, and the reference rows) and the settings.
+
+    workers: processes for the (sampler, step count) runs, one thread each (call it under
+    ``if __name__ == "__main__":`` in a script); each run seeds its own noise, so the table is the one-process
+    table. keep: also return the first ``keep`` inputs, masks and outputs under "examples" (for figures).
+    """
+    if not all(isinstance(s, int) and s >= 1 for s in steps):
+        raise ValueError(f"steps must be positive integers, got {list(steps)}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    start = time.perf_counter()
+    model, images, masks, batch_x0, batch_mask = _inputs(n, seed)
+    runs = sorted(((name, k) for k in steps for name in SAMPLER_NAMES), key=lambda run: -run[1])  # longest first
+    if workers == 1:
+        outputs = [fills(model, batch_x0, batch_mask, name, k, seed, progress) for name, k in runs]
+    else:
+        outputs = process_map(_fills_job, [(n, seed, name, k) for name, k in runs], workers)
+    outputs = dict(zip(runs, outputs, strict=True))
     judge = DigitsJudge.fit()
     reference = training_features(judge)
-    x0 = model.encode(images)
     nothing = torch.zeros_like(images, dtype=torch.bool)
     rows = [{"sampler": "input", "mask": None, "steps": None} | score(judge, reference, images, images, nothing,
                                                                       seed, reps)[0]]
@@ -108,17 +142,11 @@ def reproduce_inpainting(n: int = 450, steps=(25, 50, 100), seed: int = 0, reps:
         rows.append({"sampler": "blank", "mask": name, "steps": None} | score(judge, reference, images, blank, mask,
                                                                               seed, reps)[0])
     differences = []
-    # both masks in one batch: x0 twice, each with its masks
-    batch_x0, batch_mask = torch.cat([x0] * len(masks)), torch.cat(list(masks.values()))
     for k in steps:
-        grid = time_grid(model.schedule, k)
         feats = {}
         for name in SAMPLER_NAMES:
-            gen = torch.Generator(device=model.device).manual_seed(seed)
-            out = model.decode(inpaint_latents(model, batch_x0, batch_mask, eta=SAMPLERS[name].eta, grid=grid,
-                                               generator=gen, progress=progress))
             for i, (mask_name, mask) in enumerate(masks.items()):
-                filled = out[i * n:(i + 1) * n]
+                filled = outputs[name, k][i * n:(i + 1) * n]
                 row, feats[name, mask_name] = score(judge, reference, images, filled, mask, seed, reps)
                 rows.append({"sampler": name, "mask": mask_name, "steps": k} | row)
                 examples[f"{name}_{mask_name}_{k}"] = filled[:keep]
@@ -129,8 +157,9 @@ def reproduce_inpainting(n: int = 450, steps=(25, 50, 100), seed: int = 0, reps:
     ink = images.flatten(1).sum(1)  # (n,)
     ink_removed = {name: float(((images * m).flatten(1).sum(1) / ink).mean()) for name, m in masks.items()}
     settings = dict(model=model.name, n=n, steps=list(steps), masks=MASKS, coverage=coverage,
-                    ink_removed=ink_removed, seed=seed,
-                    bootstrap=reps, threads=torch.get_num_threads(), seconds=round(time.perf_counter() - start, 1))
+                    ink_removed=ink_removed, seed=seed, bootstrap=reps, workers=workers,
+                    threads=1 if workers > 1 else torch.get_num_threads(),
+                    seconds=round(time.perf_counter() - start, 1))
     result = {"rows": rows, "differences": differences, "settings": settings}
     if keep:
         result["examples"] = examples
