@@ -101,6 +101,22 @@ def image_comparison(pictures: dict, reference: str, differences: list[str], sca
     return fig
 
 
+def digit_columns(columns: list[tuple[str, object]], k: int, cell: tuple[float, float], pad: float = 0.4):
+    """A grid of small grey-level images, ink dark: k rows, one titled column per (title, images (n, 1, h, w) in
+    [0, 1], tensor or array). cell: inches per image (width, height); pad: extra inches of height.
+    Returns (figure, axes (k, len(columns)))."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(k, len(columns), figsize=(cell[0] * len(columns), cell[1] * k + pad), squeeze=False)
+    for j, (title, images) in enumerate(columns):
+        axes[0, j].set_title(title, fontsize=8)
+        for i in range(k):
+            x = images[i, 0]
+            axes[i, j].imshow(1 - (x.cpu().numpy() if isinstance(x, torch.Tensor) else x), cmap="gray", vmin=0, vmax=1)
+            axes[i, j].set(xticks=[], yticks=[])
+    return fig, axes
+
+
 def figure_slider(draw, **controls):
     """The notebooks' sliders: ipywidgets controls above an image of ``draw(**values)``, redrawn when one changes.
 

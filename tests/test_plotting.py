@@ -4,10 +4,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from sdelab.plotting import add_footer, save_figure  # noqa: E402
+from sdelab.plotting import add_footer, digit_columns, save_figure  # noqa: E402
 
 LONG = ("q0 = 0.5N(-2, 0.5^2) + 0.5N(2, 0.5^2), SD schedule, t0 = 0.6, 120 steps, edit: half of x < 0 moved by +2, "
         "n = 20000, seed = 0, k = 5, 95% bands from 30 half-samples, and then some more words to make it long")
@@ -100,3 +102,13 @@ def test_figure_slider_redraws_its_image_when_a_control_moves():
     assert plt.get_fignums() == [], "rendered figures must be closed"
     with pytest.raises(ValueError, match="at least one control"):
         figure_slider(draw)
+
+
+def test_digit_columns_draws_each_column_ink_dark_from_tensors_or_arrays():
+    images = torch.rand(3, 1, 16, 16)
+    fig, axes = digit_columns([("tensor", images), ("array", images.numpy())], 1, cell=(1.0, 1.0))
+    assert axes.shape == (1, 2) and fig.get_size_inches().tolist() == [2.0, 1.4]  # k = 1 keeps a 2-d grid
+    assert [ax.get_title() for ax in axes[0]] == ["tensor", "array"]
+    for ax in axes[0]:
+        assert np.allclose(ax.images[0].get_array(), 1 - images[0, 0].numpy())
+    plt.close(fig)

@@ -332,23 +332,15 @@ def examples_figure(arrays: dict[str, dict[str, np.ndarray]], source: np.ndarray
 
     arrays: {t0 label: npz arrays of run ``--save``}; every t0 shares the inputs and the copy-paste.
     """
-    import matplotlib.pyplot as plt
+    from sdelab.plotting import digit_columns
 
     first = next(iter(arrays.values()))
     columns = [("input", first["input"]), ("copy-paste", first["copy_paste"])]
     for t0, a in arrays.items():
         columns += [(f"ODE-Drag\nt0={t0}", a["ode_drag"]), (f"SDE-Drag\nt0={t0}", a["sde_drag"])]
-    fig, axes = plt.subplots(k, len(columns), figsize=(1.15 * len(columns), 1.2 * k + 0.4))
-    for j, (title, images) in enumerate(columns):
-        axes[0, j].set_title(title, fontsize=8)
-        for i in range(k):
-            ax = axes[i, j]
-            ax.imshow(1 - images[i, 0], cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                (sx, sy), (tx, ty) = source[i], target[i]
-                ax.annotate("", (tx, ty), (sx, sy), arrowprops=dict(arrowstyle="->", color="C3", lw=1.5))
-                ax.plot([sx], [sy], "o", color="C3", ms=3)
+    fig, axes = digit_columns(columns, k, cell=(1.15, 1.2))
+    for ax, (sx, sy), (tx, ty) in zip(axes[:, 0], source, target, strict=False):  # the inputs' drags
+        ax.annotate("", (tx, ty), (sx, sy), arrowprops=dict(arrowstyle="->", color="C3", lw=1.5))
+        ax.plot([sx], [sy], "o", color="C3", ms=3)
     fig.tight_layout(pad=0.3)
     return fig

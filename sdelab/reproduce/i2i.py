@@ -149,11 +149,11 @@ def reproduce_i2i(n: int = 450, t0s=T0S, steps: int = 50, guidance: float = 2.0,
         order = sorted(range(len(t0s)), key=lambda i: -t0s[i])
         done = process_map(_edits_job, [(n, weights, mask, t0s[i], steps, guidance, seed) for i in order], workers)
         outputs = [done[order.index(i)] for i in range(len(t0s))]
-    aims = {"diffedit": (labels + SHIFT) % 10, "sdedit": (labels + SHIFT) % 10, "null": labels}
-    aims = {edit: aim.numpy() for edit, aim in aims.items()}
+    targets = ((labels + SHIFT) % 10).numpy()
+    aims = {"diffedit": targets, "sdedit": targets, "null": labels.numpy()}  # the class each edit asks for
     rows = [{"edit": "input", "sampler": None, "t0": None}
-            | score(judge, reference, images, images, aims["diffedit"], mask, seed, reps)[0]]
-    examples = {"input": images[:keep], "mask": mask[:keep], "source": labels[:keep], "target": aims["sdedit"][:keep]}
+            | score(judge, reference, images, images, targets, mask, seed, reps)[0]]
+    examples = {"input": images[:keep], "mask": mask[:keep], "source": labels[:keep], "target": targets[:keep]}
     differences = []
     for t0, edited in zip(t0s, outputs, strict=True):
         feats = {}
@@ -233,19 +233,14 @@ def curves_figure(result: dict):
 
 def examples_figure(examples: dict, t0s, k: int = 6):
     """For k digits: the input with its DiffEdit mask, then DiffEdit's ODE and Cycle-SDE edits at each t0."""
-    import matplotlib.pyplot as plt
+    from sdelab.plotting import digit_columns
 
     k = min(k, len(examples["input"]))
     columns = [("input", examples["input"]), ("DiffEdit mask", examples["mask"].float())]
     for t0 in t0s:
         columns += [(f"ODE\nt0={t0}", examples[f"diffedit_ode_{t0}"]),
                     (f"Cycle-SDE\nt0={t0}", examples[f"diffedit_cycle-sde_{t0}"])]
-    fig, axes = plt.subplots(k, len(columns), figsize=(1.05 * len(columns), 1.15 * k + 0.5), squeeze=False)
-    for j, (title, images) in enumerate(columns):
-        axes[0, j].set_title(title, fontsize=8)
-        for i in range(k):
-            axes[i, j].imshow(1 - images[i, 0].cpu(), cmap="gray", vmin=0, vmax=1)
-            axes[i, j].set(xticks=[], yticks=[])
+    fig, axes = digit_columns(columns, k, cell=(1.05, 1.15), pad=0.5)
     for i in range(k):
         axes[i, 0].set_ylabel(f"{int(examples['source'][i])} -> {int(examples['target'][i])}", fontsize=8)
     fig.tight_layout(pad=0.3)

@@ -220,7 +220,7 @@ def fd_figure(result: dict):
 
 def examples_figure(examples: dict[str, torch.Tensor], steps: int, k: int = 8):
     """For k digits: the input, each mask over it, and the ODE and SDE inpaintings at ``steps``."""
-    import matplotlib.pyplot as plt
+    from sdelab.plotting import digit_columns
 
     columns = [("input", examples["input"])]
     for name in MASKS:
@@ -229,11 +229,6 @@ def examples_figure(examples: dict[str, torch.Tensor], steps: int, k: int = 8):
         columns += [(f"{name} mask", shown), (f"ODE\n{name}", examples[f"ode_{name}_{steps}"]),
                     (f"SDE\n{name}", examples[f"sde_{name}_{steps}"])]
     k = min(k, len(examples["input"]))
-    fig, axes = plt.subplots(k, len(columns), figsize=(1.1 * len(columns), 1.1 * k + 0.4), squeeze=False)
-    for j, (title, images) in enumerate(columns):
-        axes[0, j].set_title(title, fontsize=8)
-        for i in range(k):
-            axes[i, j].imshow(1 - images[i, 0].cpu(), cmap="gray", vmin=0, vmax=1)
-            axes[i, j].set(xticks=[], yticks=[])
+    fig, _ = digit_columns(columns, k, cell=(1.1, 1.1))
     fig.tight_layout(pad=0.3)
     return fig
