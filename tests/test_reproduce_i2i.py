@@ -40,6 +40,10 @@ def test_cli_rejects_bad_input(capsys):
         main(["reproduce", "i2i", "--t0", "1.5"])
     assert err.value.code == 2 and "--t0" in capsys.readouterr().err
     assert main(["reproduce", "i2i", "--guidance", "0.5"]) == 2
+    assert "--guidance must be >= 1" in capsys.readouterr().err
+    for experiment in ("i2i", "inpainting", "drag"):  # checked past argparse: one line and status 2, no traceback
+        assert main(["reproduce", experiment, "--n", "451", "--workers", "1", "--json"]) == 2
+        assert capsys.readouterr().err == f"reproduce {experiment}: error: n must lie in [1, 450], got 451\n"
 
 
 def test_one_inversion_per_sampler_gives_diffedit_and_sdedit():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 # experiment name -> its command-line module (standard library only at import time)
 EXPERIMENTS = {
@@ -27,4 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return importlib.import_module(EXPERIMENTS[args.experiment]).run(args)
+    """Run the experiment; a ValueError (a bad combination of arguments, such as --n beyond the held-out digits)
+    ends it with one line and exit status 2, as argparse does for a bad single argument."""
+    try:
+        return importlib.import_module(EXPERIMENTS[args.experiment]).run(args)
+    except ValueError as err:
+        print(f"reproduce {args.experiment}: error: {err}", file=sys.stderr)
+        return 2
