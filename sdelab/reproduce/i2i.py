@@ -143,20 +143,20 @@ def reproduce_i2i(n: int = 450, t0s=T0S, steps: int = 50, guidance: float = 2.0,
     gen = torch.Generator(device=model.device).manual_seed(seed)
     mask = diffedit_mask(model, x0, source, target, guidance=guidance, generator=gen)  # (n, 1, 16, 16)
     if workers == 1:
-        outputs = [edits_at(model, x0, source, target, mask, t0, steps, guidance, seed)
-                   for t0 in tqdm(t0s, desc="t0", disable=not progress)]
+        outputs = {t0: edits_at(model, x0, source, target, mask, t0, steps, guidance, seed)
+                   for t0 in tqdm(t0s, desc="t0", disable=not progress)}
     else:  # the largest t0 (the most steps) first
-        order = sorted(range(len(t0s)), key=lambda i: -t0s[i])
-        done = process_map(_edits_job, [(n, weights, mask, t0s[i], steps, guidance, seed) for i in order], workers)
-        outputs = [done[order.index(i)] for i in range(len(t0s))]
+        longest_first = sorted(set(t0s), reverse=True)
+        jobs = [(n, weights, mask, t0, steps, guidance, seed) for t0 in longest_first]
+        outputs = dict(zip(longest_first, process_map(_edits_job, jobs, workers), strict=True))
     targets = ((labels + SHIFT) % 10).numpy()
     aims = {"diffedit": targets, "sdedit": targets, "null": labels.numpy()}  # the class each edit asks for
     rows = [{"edit": "input", "sampler": None, "t0": None}
             | score(judge, reference, images, images, targets, mask, seed, reps)[0]]
     examples = {"input": images[:keep], "mask": mask[:keep], "source": labels[:keep], "target": targets[:keep]}
     differences = []
-    for t0, edited in zip(t0s, outputs, strict=True):
-        feats = {}
+    for t0 in t0s:
+        edited, feats = outputs[t0], {}
         for edit, samplers in EDITS.items():
             for name in samplers:
                 row, feats[edit, name] = score(judge, reference, images, edited[edit, name], aims[edit], mask, seed,
