@@ -28,7 +28,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from sdelab.models.digits import DigitsDiffusion, build_scheduler, build_unet, digits_dataset
+from sdelab.data.digits import digits_dataset
+from sdelab.models.digits import DigitsDiffusion, build_scheduler, build_unet
 from sdelab.models.training import eps_mse_loss
 from sdelab.plotting import machine
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdelab.models import DiffusionModel, DigitsDiffusion, digits_dataset, load_digits_model
+from sdelab.data.digits import digits_dataset
+from sdelab.models import DiffusionModel, DigitsDiffusion, load_digits_model
 from sdelab.models.digits import weights_path
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 from sdelab.sampling import denoise, forward_chain

@@ -10,9 +10,10 @@ from conftest import DEVICE
 from PIL import Image
 
 from sdelab.__main__ import main
+from sdelab.data.digits import digits_dataset
 from sdelab.edit.drag import copy_paste, default_radius, drag_substeps, ode_drag, sde_drag
 from sdelab.edit.inversion import roundtrip
-from sdelab.models import digits_dataset, load_digits_model, tiny_stable_diffusion
+from sdelab.models import load_digits_model, tiny_stable_diffusion
 from sdelab.models.base import linear_ramp
 from sdelab.models.images import model_image
 from sdelab.models.lora import lora_layers

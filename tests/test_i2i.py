@@ -4,8 +4,9 @@ import pytest
 import torch
 from conftest import DEVICE
 
+from sdelab.data.digits import digits_dataset
 from sdelab.edit.i2i import diffedit, diffedit_mask, edit_steps, sdedit, translate
-from sdelab.models import digits_dataset, load_digits_model
+from sdelab.models import load_digits_model
 from sdelab.models.digits import DigitsDiffusion, build_scheduler, build_unet
 from sdelab.sampling import ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid

@@ -5,8 +5,9 @@ import torch
 from conftest import DEVICE
 from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
 
+from sdelab.data.digits import digits_dataset
 from sdelab.edit.inpaint import dpm_solver_pipeline, inpaint, inpaint_dpm_solver, inpaint_latents, known_region
-from sdelab.models import digits_dataset, load_digits_model, tiny_stable_diffusion
+from sdelab.models import load_digits_model, tiny_stable_diffusion
 from sdelab.models.images import load_mask
 from sdelab.schedules import time_grid
 

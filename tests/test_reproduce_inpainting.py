@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sdelab.__main__ import main
-from sdelab.reproduce.inpainting import stroke_masks
+from sdelab.data.digits import stroke_masks
 
 
 def test_stroke_masks_cover_exactly_the_asked_fraction_and_repeat_with_the_seed():

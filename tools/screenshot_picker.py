@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.browser import ROOT, chromium, chromium_page, jupyter_lab, run_notebook  # noqa: E402
 
 CELLS = [
-    "from sdelab.models.digits import digits_dataset\n"
+    "from sdelab.data.digits import digits_dataset\n"
     "from sdelab.widgets import DragPicker\n\n"
     "image = digits_dataset()[0, 0].numpy()  # 16x16, float in [0, 1]\n"
     "picker = DragPicker(image, display_size=320)\n"

@@ -9,7 +9,6 @@ _WHERE = {
     "load_stable_diffusion_or_tiny": "sdelab.models.stable_diffusion",
     "tiny_stable_diffusion": "sdelab.models.stable_diffusion",
     "DigitsDiffusion": "sdelab.models.digits",
-    "digits_dataset": "sdelab.models.digits",
     "load_digits_model": "sdelab.models.digits",
 }
 __all__ = list(_WHERE)

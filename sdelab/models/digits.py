@@ -18,17 +18,14 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
+from sdelab.data.digits import SIZE
 from sdelab.models.base import DiffusionModel
 from sdelab.models.lora import lora_scaled
 from sdelab.schedules import VPSchedule
 
-SIZE = 16  # image side in pixels
-SPLITS = ("all", "train", "test")
 CLASSES = 10  # the digits 0-9
 NULL_CLASS = CLASSES  # the conditional model's "no label" class (label dropout; prompt None or "")
 DIGIT_PROMPTS = tuple(str(k) for k in range(CLASSES))  # "0".."9"
@@ -37,32 +34,6 @@ DIGIT_PROMPTS = tuple(str(k) for k in range(CLASSES))  # "0".."9"
 def weights_path(conditional: bool = False) -> Path:
     """The folder of the weights shipped inside the package (the class-conditional model's with ``conditional``)."""
     return Path(str(files("sdelab") / "weights" / ("digits_cond" if conditional else "digits")))
-
-
-def digits_dataset(size: int = SIZE, split: str = "all", return_labels: bool = False):
-    """scikit-learn's 1797 digits upsampled (bilinear) to (n, 1, size, size) float32 in [0, 1], ink = 1.
-
-    ``split`` "train" (1347 images) / "test" (450) is a fixed stratified 75/25 split (random_state 0): the
-    model is trained on "train", quality is measured against "test". With ``return_labels`` also the
-    (n,) int64 class labels.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"size must be an integer >= 8, got {size!r}")
-    data = load_digits()
-    index = np.arange(len(data.target))
-    if split != "all":
-        train, test = train_test_split(index, test_size=0.25, random_state=0, stratify=data.target)
-        index = train if split == "train" else test
-    images = torch.as_tensor(data.images[index] / 16.0, dtype=torch.float32)[:, None]  # (n, 1, 8, 8)
-    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
-    if return_labels:
-        return images, torch.as_tensor(data.target[index], dtype=torch.int64)
-    return images
 
 
 def build_unet(channels: tuple[int, ...] = (16, 32, 32), layers_per_block: int = 1,

@@ -36,7 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-from sdelab.models.digits import digits_dataset
+from sdelab.data.digits import digits_dataset
 
 CONFIDENT = 0.9  # a verdict counts as confident when the top class probability exceeds this
 

@@ -20,68 +20,21 @@ Setup (``python -m sdelab reproduce drag``):
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sdelab.data.digits import DragCases, band_masks, digits_dataset, drag_cases
 from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
-from sdelab.models.digits import digits_dataset, load_digits_model
+from sdelab.models.digits import load_digits_model
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 from sdelab.reproduce.processes import process_map
 
 METHODS = ("input", "copy-paste", "ode-drag", "sde-drag")
 MASKS = ("none", "band")
 SEARCH = 7  # pixels around the source searched by mean_distance
-
-
-@dataclass
-class DragCases:
-    """The benchmark's inputs: images (n, 1, 16, 16) in [0, 1] with one drag each, (x, y) pixels."""
-
-    images: torch.Tensor
-    labels: torch.Tensor  # (n,) true classes
-    source: torch.Tensor  # (n, 2) int64
-    target: torch.Tensor  # (n, 2) int64
-
-
-def drag_cases(n: int = 450, radius: int = 2, seed: int = 0) -> DragCases:
-    """One drag per held-out digit (module docstring), drawn with ``numpy.random.default_rng(seed)``."""
-    images, labels = digits_dataset(split="test", return_labels=True)
-    if not 1 <= n <= len(images):
-        raise ValueError(f"n must lie in [1, {len(images)}], got {n}")
-    images, labels = images[:n], labels[:n]
-    rng = np.random.default_rng(seed)
-    lo, hi = radius + 1, 16 - 1 - (radius + 1)  # whole windows: [p - r, p + r) inside, one pixel to spare
-    sources, targets = [], []
-    for image in images[:, 0].numpy():
-        ys, xs = np.nonzero(image[lo: hi + 1, lo: hi + 1] > 0.5)
-        candidates = np.stack([xs + lo, ys + lo], 1)  # (c, 2) ink pixels away from the border, (x, y)
-        for _ in range(10_000):
-            s = candidates[rng.integers(len(candidates))]
-            angle, length = rng.uniform(0, 2 * math.pi), rng.uniform(3, 5)
-            t = np.rint(s + length * np.array([math.cos(angle), math.sin(angle)])).astype(int)
-            if (lo <= t).all() and (t <= hi).all() and 3 <= np.linalg.norm(t - s) <= 5:
-                break
-        else:
-            raise RuntimeError("no valid drag found")  # cannot happen: every digit has ink near its centre
-        sources.append(s)
-        targets.append(t)
-    return DragCases(images, labels, torch.as_tensor(np.array(sources)), torch.as_tensor(np.array(targets)))
-
-
-def band_masks(cases: DragCases, radius: int) -> torch.Tensor:
-    """bool (n, 1, 16, 16): pixels whose centre lies within ``radius`` of the segment from source to target."""
-    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
-    p = torch.stack([xx, yy], -1)[None]  # (1, 16, 16, 2)
-    s, t = cases.source.double()[:, None, None], cases.target.double()[:, None, None]  # (n, 1, 1, 2)
-    d = t - s
-    u = ((p - s) * d).sum(-1, keepdim=True) / (d * d).sum(-1, keepdim=True)
-    closest = s + u.clamp(0, 1) * d
-    return ((p - closest).norm(dim=-1) <= radius)[:, None]
 
 
 # ---- metrics -------------------------------------------------------------------------------------------------

@@ -43,10 +43,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from sdelab.data.digits import DragCases, digits_dataset, drag_cases
 from sdelab.edit.drag import copy_paste
-from sdelab.models.digits import DigitsDiffusion, digits_dataset, load_digits_model
+from sdelab.models.digits import DigitsDiffusion, load_digits_model
 from sdelab.models.digits_quality import frechet_distance
-from sdelab.reproduce.drag import DragCases, drag_cases
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
 from sdelab.sampling import add_noise, cycle_sde_noises, ddim_invert, denoise, forward_chain

@@ -17,14 +17,14 @@ Setup (``python -m sdelab reproduce inpainting``):
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 
+from sdelab.data.digits import digits_dataset, stroke_masks
 from sdelab.edit.inpaint import inpaint_latents
-from sdelab.models.digits import SIZE, digits_dataset, load_digits_model
+from sdelab.models.digits import load_digits_model
 from sdelab.models.digits_quality import CONFIDENT, DigitsJudge
 from sdelab.reproduce.processes import process_map
 from sdelab.reproduce.scoring import cell, features, flat, paired_difference, summarise, training_features
@@ -33,37 +33,6 @@ from sdelab.schedules import time_grid
 
 MASKS = {"small": 0.2, "large": 0.4}  # mask name -> fraction of the image it covers
 SAMPLER_NAMES = ("ode", "sde")
-
-
-def stroke_masks(n: int, fraction: float, size: int = SIZE, seed: int = 0) -> torch.Tensor:
-    """bool (n, 1, size, size) free-form stroke masks (True = to fill), each covering exactly round(fraction * size^2)
-    pixels, drawn with ``numpy.random.default_rng(seed)``.
-
-    A stroke starts at a uniform point and takes 3-6 segments of length 2-5 px in uniform directions; a brush of
-    radius 1.2 px (a plus of 5 pixels) paints it every 0.5 px, clipped to the image. Strokes are painted one after
-    another, pixel by pixel in drawing order, until the mask holds the target number of pixels.
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    target = round(fraction * size * size)
-    brush = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy * dy + dx * dx <= 1.2**2]
-    masks = np.zeros((n, size, size), dtype=bool)
-    for m in masks:
-        count = 0
-        while count < target:
-            p = rng.uniform(0, size, 2)  # (y, x)
-            for _ in range(rng.integers(3, 7)):
-                angle, length = rng.uniform(0, 2 * math.pi), rng.uniform(2, 5)
-                step = np.array([math.sin(angle), math.cos(angle)]) * 0.5
-                for _ in range(int(length / 0.5) + 1):
-                    cy, cx = np.clip(np.floor(p), 0, size - 1).astype(int)
-                    for dy, dx in brush:
-                        y, x = cy + dy, cx + dx
-                        if 0 <= y < size and 0 <= x < size and not m[y, x] and count < target:
-                            m[y, x], count = True, count + 1
-                    p = np.clip(p + step, 0, size - 1e-6)
-    return torch.from_numpy(masks)[:, None]
 
 
 def score(judge: DigitsJudge, reference: dict, inputs: torch.Tensor, outputs: torch.Tensor, masks: torch.Tensor,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sdelab.models.digits import digits_dataset
+from sdelab.data.digits import digits_dataset
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 
 
