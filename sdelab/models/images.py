@@ -3,7 +3,8 @@
 Conventions (shared by the models and the editors):
 - grayscale images are replicated to 3 channels; RGBA (and LA, or palette images with transparency)
   are composited on a white background, so transparent pixels become white;
-- sizes are (height, width), like tensor shapes; nothing is resized unless a size is asked for;
+- sizes are (height, width), like tensor shapes; nothing is resized unless a size is asked for
+  (``working_size`` and ``resize_image`` bring an image to a working size, ``scale_points`` moves its points along);
 - masks: white (>= 128 after resizing to the latent size) = editable, as in the official SDE-Drag code
   (docs/conventions.md).
 """
@@ -207,3 +208,41 @@ def model_image(image, channels: int) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         return model_image(Image.fromarray(image), channels)
     raise ValueError(f"image must be a path, a PIL image, an array or a tensor, got {type(image).__name__}")
+
+
+# ---- a working size ----------------------------------------------------------------------------------------------
+def working_size(size: tuple[int, int], longer: int, multiple: int) -> tuple[int, int]:
+    """(height, width) of an image of ``size`` brought to a working size: the longer side ``longer`` pixels, the
+    aspect ratio kept, each side rounded to the nearest multiple of ``multiple`` (at least one multiple).
+
+    Stable Diffusion 1.5 works at ``longer`` = 512 with ``multiple`` = 8 (its VAE's factor): a 4000 x 3000 photo
+    becomes 512 x 384, and 512 x 512 stays as it is. ValueError naming ``size`` unless ``longer`` is a positive
+    multiple of ``multiple``.
+    """
+    h, w = (int(v) for v in size)
+    if min(h, w) < 1:
+        raise ValueError(f"the image's (height, width) must be positive, got {tuple(size)}")
+    if not isinstance(longer, int) or isinstance(longer, bool) or longer < multiple or longer % multiple:
+        raise ValueError(f"size must be a positive multiple of {multiple} pixels (the model's pixels per latent "
+                         f"pixel), got {longer!r}")
+    scale = longer / max(h, w)
+    return tuple(max(multiple, multiple * round(side * scale / multiple)) for side in (h, w))
+
+
+def resize_image(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """float (n, c, H, W) in [0, 1] -> (n, c, h, w) at size = (h, w): PIL's bicubic filter on each channel in
+    float ("F" mode, no uint8 rounding), clipped back to [0, 1]. The same tensor when it has that size already."""
+    h, w = (int(v) for v in size)
+    if tuple(images.shape[-2:]) == (h, w):
+        return images
+    planes = images.detach().float().cpu().reshape(-1, *images.shape[-2:]).numpy()  # (n c, H, W)
+    out = np.stack([np.asarray(Image.fromarray(p).resize((w, h), Image.Resampling.BICUBIC))
+                    for p in planes])
+    return torch.from_numpy(out).reshape(*images.shape[:-2], h, w).clamp(0, 1).to(images.dtype)
+
+
+def scale_points(points, size: tuple[int, int], new_size: tuple[int, int]) -> list[tuple[float, float]]:
+    """(x, y) pixels of an image of size = (H, W) -> the same places in it resized to new_size = (h, w):
+    (x w / W, y h / H)."""
+    (H, W), (h, w) = size, new_size
+    return [(x * w / W, y * h / H) for x, y in points]
