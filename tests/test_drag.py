@@ -15,7 +15,7 @@ from sdelab.edit.drag import copy_paste, default_radius, drag_substeps, ode_drag
 from sdelab.edit.inversion import roundtrip
 from sdelab.models import load_digits_model, tiny_stable_diffusion
 from sdelab.models.base import DiffusionModel, linear_ramp
-from sdelab.models.images import model_image
+from sdelab.models.images import model_image, resize_image, scale_points, working_size
 from sdelab.models.lora import lora_layers
 from sdelab.schedules import VPSchedule, time_grid
 
@@ -256,6 +256,24 @@ def test_cli_rejects_a_malformed_point_with_status_2(capsys):
 
 
 # ---- images of any size ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size, longer, multiple, expected", [
+    ((512, 512), 512, 8, (512, 512)), ((512, 768), 512, 8, (344, 512)), ((60, 80), 64, 8, (48, 64)),
+    ((72, 48), 64, 8, (64, 40)), ((64, 48), 64, 8, (64, 48)), ((10, 400), 64, 8, (8, 64)),
+    ((3000, 4000), 512, 8, (384, 512)), ((4032, 3024), 512, 8, (512, 384))])
+def test_working_size_keeps_the_aspect_ratio_on_multiples(size, longer, multiple, expected):
+    assert working_size(size, longer, multiple) == expected
+
+
+def test_resize_image_is_pils_bicubic_in_float_and_points_scale_alike():
+    image = torch.rand(1, 3, 48, 72, generator=torch.Generator().manual_seed(0))
+    small = resize_image(image, (64, 40))
+    plane = Image.fromarray(image[0, 1].numpy()).resize((40, 64), Image.Resampling.BICUBIC)
+    expected = torch.tensor(np.array(plane)).clamp(0, 1)
+    assert small.shape == (1, 3, 64, 40) and torch.allclose(small[0, 1], expected)
+    assert resize_image(image, (48, 72)) is image  # at its own size nothing moves
+    assert scale_points([(24, 36)], (48, 72), (64, 40)) == [(24 * 40 / 72, 36 * 64 / 48)]
+
+
 class _ZeroNet(torch.nn.Module):
     def forward(self, x):
         return torch.zeros_like(x)
@@ -383,3 +401,29 @@ def test_one_adapter_serves_both_editors_and_the_scale_ramp_is_applied(tiny, pho
     for name, fn in (("sde_drag", sde_drag), ("ode_drag", ode_drag)):
         plain = fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
         assert not torch.allclose(runs[name].latent, plain.latent)
+
+
+def test_cli_drags_a_phone_photo_at_its_working_size_and_writes_it_back_at_its_own(tmp_path, capsys):
+    path, out = tmp_path / "phone.jpg", tmp_path / "out.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((3000, 4000, 3)) * 255).astype(np.uint8)).save(path, quality=80)
+    assert main(["drag", str(path), "--source", "1000,1500", "--target", "1400,1100", "--model", "tiny",
+                 "--size", "512", "--steps", "2", "--t0", "0.2", "--out", str(out)]) == 0
+    assert Image.open(out).size == (4000, 3000)
+    err = capsys.readouterr().err
+    assert "at 512 x 384 (input 4000 x 3000)" in err and "UNet steps: 100%" in err
+
+
+def test_cli_out_of_memory_ends_with_one_line_saying_what_to_lower(tmp_path, digit, capsys, monkeypatch):
+    import sdelab.edit.drag as drag_module
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(drag_module, "drag", out_of_memory)
+    path = tmp_path / "digit.png"
+    Image.fromarray((digit[0].numpy() * 255).astype(np.uint8)).save(path)
+    assert main(["drag", str(path), "--source", "5,7", "--target", "9,7", "--model", "digits", "--gif", "f.gif",
+                 "--out", str(tmp_path / "o.png")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "ran out of memory at --size 16: lower --size" in line and "drop --gif" in line

@@ -9,7 +9,7 @@
 
 Either may nest its sample folders in category folders; a sample's id is its folder relative to the root.
 Pickles are read by ``safe_unpickle``, which builds plain Python and numpy arrays only (a benchmark folder is
-untrusted input). ``fit`` brings a sample to a size a model takes, mapping points and mask alike.
+untrusted input).
 """
 
 from __future__ import annotations
@@ -240,37 +240,3 @@ def load_dragbench(root, layout: str | None = None) -> DragBench:
         except BadSample as err:
             skipped.append((sid, str(err)))
     return DragBench(root, layout, sorted(samples, key=lambda s: s.id), sorted(skipped))
-
-
-# ---- a size the model takes -----------------------------------------------------------------------------------
-def model_size(size: tuple[int, int], native: int, multiple: int) -> tuple[int, int]:
-    """(height, width) for a model: the longer side scaled to ``native`` pixels, the aspect ratio kept, each side
-    rounded to the nearest multiple of ``multiple`` (at least one multiple). 512 x 512 stays 512 x 512 for SD."""
-    h, w = size
-    if min(h, w) < 1 or native < multiple or multiple < 1:
-        raise ValueError(f"size must be positive and native >= multiple >= 1, got {size}, {native}, {multiple}")
-    scale = native / max(h, w)
-    return tuple(max(multiple, multiple * round(side * scale / multiple)) for side in (h, w))
-
-
-@dataclass
-class Fitted:
-    """A sample at a model's size: the image, the points mapped alike, the mask (L, 255 = editable) or None."""
-
-    image: Image.Image
-    sources: list[tuple[float, float]]
-    targets: list[tuple[float, float]]
-    mask: Image.Image | None
-    size: tuple[int, int]  # (height, width)
-
-
-def fit(sample: DragSample, size: tuple[int, int]) -> Fitted:
-    """The sample resized to size = (height, width): image bicubic, points scaled (x W'/W, y H'/H), mask nearest."""
-    (h, w), (H, W) = sample.size, size
-    image = sample.image()
-    scale = lambda pts: [(x * W / w, y * H / h) for x, y in pts]  # noqa: E731
-    mask = None if sample.mask is None else Image.fromarray(sample.mask.astype(np.uint8) * 255)
-    if (H, W) != (h, w):
-        image = image.resize((W, H), Image.Resampling.BICUBIC)
-        mask = None if mask is None else mask.resize((W, H), Image.Resampling.NEAREST)
-    return Fitted(image, scale(sample.sources), scale(sample.targets), mask, (H, W))

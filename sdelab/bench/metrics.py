@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sdelab.bench.data import model_size as fit_size
 from sdelab.models.base import DiffusionModel
-from sdelab.models.images import load_image
+from sdelab.models.images import load_image, working_size
 from sdelab.sampling import add_noise
 
 DIFT_T = 261  # DragDiffusion's evaluation: t = 261, up-block 1, an ensemble of 8 noise draws
@@ -114,16 +113,16 @@ def mean_distance(model: DiffusionModel, source: Image.Image, output: Image.Imag
     """DragDiffusion's Mean Distance, per point: the distance from where each handle went to its target.
 
     source, output: PIL images of one size (H, W) (resize the output first, as the original does); handles and
-    targets (x, y) in its pixels. Both images are brought to ``model_size`` (height, width; default: the size
-    ``sdelab.bench.data.model_size`` gives for this model) and the features back to (H, W). Average the list for
-    the sample's Mean Distance.
+    targets (x, y) in its pixels. Both images are brought to ``model_size`` (height, width; default: the working
+    size at the model's native size, ``sdelab.models.images.working_size``) and the features back to (H, W).
+    Average the list for the sample's Mean Distance.
     """
     if source.size != output.size:
         raise ValueError(f"source and output must have one size, got {source.size} and {output.size}")
     if len(handles) != len(targets):
         raise ValueError(f"handles and targets must pair up, got {len(handles)} and {len(targets)}")
     size = source.size[::-1]
-    model_size = model_size or fit_size(size, native_size(model), model.pixels_per_latent)
+    model_size = model_size or working_size(size, native_size(model), model.pixels_per_latent)
     if tuple(model_size) != size:
         source, output = (im.resize(model_size[::-1], Image.Resampling.BICUBIC) for im in (source, output))
     prompt = prompt if model.conditional else None

@@ -1,7 +1,8 @@
 """Run SDE-Drag or ODE-Drag over a DragBench folder: resumable, atomic, sharded across processes with accelerate.
 
 Layout of the output folder OUT:
-- ``OUT/<sample id>.png``: the output at the input's size (the drag runs at ``model_size``; bicubic back);
+- ``OUT/<sample id>.png``: the output at the input's size (the drag runs at the model's native size, the
+  longer side scaled to it, and comes back bicubic: ``sdelab.edit.drag``'s ``size``);
 - ``OUT/records/<sample id>.json``: the sample's row (seed, seconds, UNet calls, metrics) and its drag settings,
   written after the image: a sample is finished when its record exists;
 - ``OUT/settings.json``: the run's settings; a later run into OUT must have the same (it resumes that run);
@@ -28,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from sdelab.bench.data import DragBench, DragSample, fit, model_size
+from sdelab.bench.data import DragBench, DragSample
 from sdelab.bench.metrics import (
     DIFT_ENSEMBLE,
     DIFT_T,
@@ -41,6 +42,7 @@ from sdelab.bench.metrics import (
 )
 from sdelab.edit.drag import drag
 from sdelab.models.base import DiffusionModel
+from sdelab.models.images import working_size
 
 COLUMNS = ("id", "seed", "seconds", "unet_calls", "substeps", "width", "height", "model_width", "model_height",
            "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
@@ -91,21 +93,20 @@ def sample_metrics(model: DiffusionModel, sample: DragSample, source: Image.Imag
 
 
 def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fidelity: ImageFidelity):
-    """Drag one sample at the model's size; returns (output image at the input's size, its record)."""
+    """Drag one sample at the model's native size; returns (output image at the input's size, its record)."""
     start = time.perf_counter()
     seed = sample_seed(settings["seed"], sample.id)
-    size = model_size(sample.size, native_size(model), model.pixels_per_latent)
-    fitted = fit(sample, size)
-    result = drag(model, fitted.image, fitted.sources, fitted.targets, fitted.mask, sample.prompt,
+    mask = None if sample.mask is None else Image.fromarray(sample.mask.astype("uint8") * 255)
+    result = drag(model, sample.image(), sample.sources, sample.targets, mask, sample.prompt,
                   method=settings["method"].removesuffix("-drag"), t0=settings["t0"], steps=settings["steps"],
-                  lora_steps=settings["lora_steps"], seed=seed, frames=False, progress=False)
+                  lora_steps=settings["lora_steps"], size=native_size(model), seed=seed, frames=False, progress=False)
     h, w = sample.size
-    output = result.image if size == (h, w) else result.image.resize((w, h), Image.Resampling.BICUBIC)
-    metrics = sample_metrics(model, sample, sample.image(), output, size, seed, fidelity)
+    size = tuple(result.settings["working_size"])
+    metrics = sample_metrics(model, sample, sample.image(), result.image, size, seed, fidelity)
     row = dict(id=sample.id, seed=seed, unet_calls=result.unet_calls, substeps=result.settings["m"], width=w,
                height=h, model_width=size[1], model_height=size[0], points=len(sample.sources), **metrics)
     row["seconds"] = round(time.perf_counter() - start, 3)
-    return output, dict(row=row, drag=result.settings)
+    return result.image, dict(row=row, drag=result.settings)
 
 
 def _check_settings(out: Path, settings: dict, state) -> None:
@@ -255,7 +256,7 @@ def measure_outputs(model: DiffusionModel, bench: DragBench, outputs, *, seed: i
         if output.size != (w, h):
             output = output.resize((w, h), Image.Resampling.BILINEAR)
         start, sid_seed = time.perf_counter(), sample_seed(seed, sample.id)
-        size = model_size(sample.size, native_size(model), model.pixels_per_latent)
+        size = working_size(sample.size, native_size(model), model.pixels_per_latent)
         metrics = sample_metrics(model, sample, sample.image(), output, size, sid_seed, fidelity)
         rows.append(dict(id=sample.id, output=path.relative_to(outputs).as_posix(), seed=sid_seed, width=w, height=h,
                          model_width=size[1], model_height=size[0], points=len(sample.sources), **metrics,
