@@ -169,7 +169,7 @@ def test_parse_reports_where_the_image_is_not_explained(cases):
     p = parse(ghost(cases, 0))
     assert not p.valid and p.residual >= 0.4 and "re-render" in p.reason  # half a colour step (CONTRAST units)
     blank = parse(torch.full((3, 32, 32), 0.5))
-    assert not blank.valid and blank.reason == "no object" and blank.scene.shapes == ()
+    assert not blank.valid and blank.reason == "no object" and blank.scene.shapes == () and blank.residual == 0
 
 
 @pytest.mark.parametrize("radius", ["default", "covering"])

@@ -287,10 +287,10 @@ def _fit_shape(colour: str, own: np.ndarray) -> Shape | None:
 def _judge(image: np.ndarray, scene: Scene) -> tuple[bool, float, str]:
     """Whether ``scene`` explains image (3, S, S): its re-render is close everywhere and it obeys the world's
     rules loosened by TOLERANCE. Returns (valid, the largest per-pixel error, reason)."""
-    if not scene.shapes:
-        return False, float("nan"), "no object"
     error = np.sqrt(((image - _render_array(scene, scene.size)) ** 2).sum(0)) / CONTRAST  # (S, S)
     worst = float(error.max())
+    if not scene.shapes:
+        return False, worst, "no object"
     if worst > MAX_ERROR:
         y, x = np.unravel_index(error.argmax(), error.shape)
         return False, worst, f"the re-render is off by {worst:.2f} > {MAX_ERROR} at (x, y) = ({x}, {y})"
