@@ -6,7 +6,9 @@
 Every configuration runs in a fresh process (clean peak memory): a 5-sub-step drag (one pair dragged
 10 latent pixels, step_size 2), the official grid (t0 = 0.6, 120 steps), with and without LoRA (100 steps).
 On a GPU, "sd15-shaped" is Stable Diffusion 1.5's UNet, VAE and CLIP text encoder built from their configs
-with random weights (the same compute as the real model; no download), at 512 x 512 in fp16 and fp32.
+with random weights (the same compute as the real model; no download), at 512 x 512 in the three precisions of
+docs/conventions.md: fp16 weights, fp32 weights under fp16 autocast ("float32+autocast") and fp32; LoRA (100 steps)
+in fp16, with a check that its losses stayed finite.
 It also times the ways of evaluating the stored chain's eps for Cycle-SDE's Eq. 8 noises (it does not depend on the
 sample being denoised): in each backward step's call (one call on [x, chain sample], the default) or in a pass
 before the backward pass, 1 or 20 steps per call (``reconstruct(chain_batch=...)``); all give the same result.
@@ -16,7 +18,9 @@ The paper reports ~76 s per edit (GPU not stated).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import resource
 import subprocess
@@ -69,8 +73,10 @@ def one(config: dict) -> dict:
     """Run one configuration in this process and measure it."""
     from sdelab.edit.drag import drag
 
-    device, dtype = config["device"], getattr(torch, config["dtype"])
+    device, dtype = config["device"], getattr(torch, config["dtype"].removesuffix("+autocast"))
     model = load(config["model"], device, dtype)
+    autocast = (torch.autocast(device.split(":")[0], dtype=torch.float16) if config["dtype"].endswith("+autocast")
+                else contextlib.nullcontext())
     side = {"digits": 16, "tiny-sd": 64}.get(config["model"], 512)
     image = torch.rand(1, model.image_channels, side, side, generator=torch.Generator().manual_seed(0))
     latent, ppl = side // model.pixels_per_latent, model.pixels_per_latent
@@ -83,15 +89,17 @@ def one(config: dict) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    res = drag(model, image[0], src, tgt, prompt=prompt, method=config["method"], lora_steps=config["lora"],
-               frames=False, progress=False)
+    with autocast:
+        res = drag(model, image[0], src, tgt, prompt=prompt, method=config["method"], lora_steps=config["lora"],
+                   frames=False, progress=False)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
+    finite = all(map(math.isfinite, res.lora_losses)) and bool(torch.isfinite(res.latent).all())
     return config | {"substeps": res.settings["m"], "unet_calls": res.unet_calls, "seconds": round(seconds, 2),
-                     "peak_gib": round(peak, 2)}
+                     "peak_gib": round(peak, 2), "finite": finite}
 
 
 STRATEGIES = {"in each step's call": None, "before, 1 step per call": 1, "before, 20 steps per call": 20}
@@ -123,8 +131,9 @@ def configurations(quick: bool) -> list[dict]:
            for m in ("digits", "tiny-sd") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
     if not torch.cuda.is_available():
         return cpu
-    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, method=meth, lora=lora)
-           for dt in ("float16", "float32") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
+    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, method=meth, lora=0)
+           for dt in ("float16", "float32+autocast", "float32") for meth in ("sde", "ode")]
+    gpu += [] if quick else [dict(model="sd15-shaped", device="cuda", dtype="float16", method="sde", lora=100)]
     return cpu + gpu
 
 
@@ -150,8 +159,8 @@ def main() -> None:
     from sdelab.plotting import machine
 
     print(f"# drag benchmark on {machine()}, torch {torch.__version__}; paper: ~{PAPER_SECONDS} s per edit")
-    print("| model | device | dtype | method | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | device | dtype | method | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB | finite |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for config in configurations(args.quick):
         r = run_child("edit", config)
         if "error" in r:
@@ -159,10 +168,10 @@ def main() -> None:
                   f"{r['error']} |")
             continue
         print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | {r['substeps']} | "
-              f"{r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} |", flush=True)
+              f"{r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['finite']} |", flush=True)
     print("\n| model | device | dtype | " + " | ".join(f"chain eps {k} (s)" for k in STRATEGIES) + " | max abs diff |")
     print("|---|---|---|" + "---|" * (len(STRATEGIES) + 1))
-    for config in [c for c in configurations(True) if c["method"] == "sde"]:
+    for config in [c for c in configurations(True) if c["method"] == "sde" and "+" not in c["dtype"]]:
         r = run_child("noises", config)
         if "error" in r:
             print(f"| {r['model']} | {r['device']} | {r['dtype']} | error: {r['error']} |")
