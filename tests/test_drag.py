@@ -427,3 +427,14 @@ def test_cli_out_of_memory_ends_with_one_line_saying_what_to_lower(tmp_path, dig
                  "--out", str(tmp_path / "o.png")]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "ran out of memory at --size 16: lower --size" in line and "drop --gif" in line
+
+
+def test_drag_cost_counts_the_unet_calls_the_drag_makes(tiny, photo):
+    from sdelab.edit.drag import drag_cost
+
+    for fn, method in ((sde_drag, "sde"), (ode_drag, "ode")):
+        cost = drag_cost(tiny, (64, 64), [(8, 8)], [(40, 40)], method=method, steps=8, t0=0.4, prompt="a cat")
+        res = fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
+        assert (cost["substeps"], cost["unet_calls"]) == (res.settings["m"], res.unet_calls)
+        per_call = cost["seconds_per_call"]
+        assert per_call > 0 and cost["seconds"] == pytest.approx(res.unet_calls * per_call)

@@ -319,3 +319,37 @@ def ode_drag(model: DiffusionModel, image, source_points, target_points, mask=No
     return drag(model, image, source_points, target_points, mask, prompt, method="ode", t0=t0, steps=steps,
                 alpha=alpha, beta=beta, radius=radius, step_size=step_size, guidance=guidance, lora_steps=lora_steps,
                 lora_rank=lora_rank, size=size, seed=seed, frames=frames, progress=progress)
+
+
+def drag_cost(model: DiffusionModel, image_size: tuple[int, int], source_points, target_points, *,
+              method: str = "sde", steps: int = 120, t0: float = 0.6, size: int | None = None,
+              step_size: float = 2.0, prompt: str = "", guidance: float = 3.0) -> dict:
+    """What a drag will cost before running it: its sub-steps and UNet calls, and the seconds of one UNet call
+    measured on this machine (one warm-up call, then the mean of three) at the drag's batch, hence the expected time.
+
+    image_size: the input's (height, width); the other arguments are ``drag``'s.
+    """
+    if method not in INVERSION:
+        raise ValueError(f"method must be one of {list(INVERSION)}, got {method!r}")
+    work = tuple(image_size) if size is None else working_size(image_size, size, model.pixels_per_latent)
+    src = latent_points(scale_points(source_points, image_size, work), work, model.pixels_per_latent, "source_points")
+    tgt = latent_points(scale_points(target_points, image_size, work), work, model.pixels_per_latent, "target_points")
+    m = len(drag_substeps(src, tgt, step_size))
+    grid = time_grid(model.schedule, steps, t0)
+    batch = 2 if method == "sde" else 1  # Cycle-SDE's backward call also takes the stored chain sample
+    shape = (batch, model.latent_shape(1)[1], *(side // model.pixels_per_latent for side in work))
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(model.device, model.latent_dtype)
+    cfg = linear_ramp(grid, 1.0, guidance) if model.conditional and guidance != 1 else 1.0
+    eps = model.eps_model(prompt or None, cfg)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    times = []
+    for _ in range(4):
+        sync()
+        start = time.perf_counter()
+        eps(x, grid[0])
+        sync()
+        times.append(time.perf_counter() - start)
+    calls = m * unet_calls_per_substep(method, steps)
+    per_call = sum(times[1:]) / 3
+    return dict(substeps=m, unet_calls=calls, seconds_per_call=per_call, seconds=calls * per_call,
+                working_size=list(work), device=str(model.device))
