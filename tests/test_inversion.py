@@ -14,12 +14,13 @@ from sdelab.schedules import VPSchedule, time_grid
 
 
 class PixelToy(DiffusionModel):
-    """A weightless pixel-space model: a fixed non-linear eps that depends on t, the prompt and the guidance."""
+    """A weightless pixel-space model: a fixed non-linear network of t and the prompt, guided by DiffusionModel.eps."""
 
     name, conditional = "pixel-toy", True
 
     def __init__(self, dtype=torch.float64):
-        self.schedule, self.device, self.dtype = VPSchedule.stable_diffusion(), torch.device("cpu"), dtype
+        self.schedule = VPSchedule.stable_diffusion()
+        self.unet = torch.nn.Linear(1, 1, dtype=dtype)  # no part in eps: it gives the model's device and dtype
 
     def encode(self, images, generator=None):
         return 2 * images.to(self.dtype) - 1
@@ -27,9 +28,12 @@ class PixelToy(DiffusionModel):
     def decode(self, x0):
         return ((x0 + 1) / 2).clamp(0, 1)
 
-    def eps(self, x_t, t, prompt=None, guidance=1.0, lora_scale=None):
-        tt, shift = float(t) / 1000, len(prompt or "") / 10
-        return guidance * torch.tanh(1.7 * x_t + tt + shift) * torch.cos(3 * tt * x_t)
+    def condition(self, prompt, n):
+        return torch.full((n, 1, 1, 1), len(prompt or "") / 10, dtype=self.dtype)
+
+    def network(self, x, t, condition):
+        tt = t.to(x.dtype).reshape(-1, 1, 1, 1) / 1000  # (n, 1, 1, 1)
+        return torch.tanh(1.7 * x + tt + condition) * torch.cos(3 * tt * x)
 
     def latent_shape(self, n):
         return (n, 1, 8, 8)

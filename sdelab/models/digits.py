@@ -23,7 +23,6 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from sdelab.data.digits import SIZE
 from sdelab.models.base import DiffusionModel
-from sdelab.models.lora import lora_scaled
 from sdelab.schedules import VPSchedule
 
 CLASSES = 10  # the digits 0-9
@@ -96,19 +95,6 @@ class DigitsDiffusion(DiffusionModel):
         self.name = name or ("digits-ddpm-cond" if self.conditional else "digits-ddpm")
         self.schedule = VPSchedule.from_alphas_cumprod(scheduler.alphas_cumprod, name="digits_linear")
 
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
-
-    def to(self, device=None, dtype: torch.dtype | None = None) -> DigitsDiffusion:
-        """Move / cast the UNet in place and return the model."""
-        self.unet.to(device=device, dtype=dtype)
-        return self
-
     def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
         """images (n, 1, 16, 16) in [0, 1] -> x0 = 2 * images - 1 (generator unused: the map is deterministic)."""
         images = torch.as_tensor(images, device=self.device, dtype=self.dtype)
@@ -120,37 +106,13 @@ class DigitsDiffusion(DiffusionModel):
         """x0 (n, 1, 16, 16) -> images (x0 + 1) / 2 clipped to [0, 1]."""
         return ((x0 + 1) / 2).clamp(0, 1)
 
-    def _labels(self, prompt, n: int) -> torch.Tensor | None:
-        """(n,) class labels on the model's device for the conditional model; None for the unconditional one."""
+    def condition(self, prompt, n: int) -> torch.Tensor | None:
+        """(n,) class labels on the model's device for the conditional model (``class_labels``); None otherwise."""
         return class_labels(prompt, n).to(self.device) if self.conditional else None
 
-    @torch.no_grad()  # inference only, like StableDiffusion.eps (training calls network_eps)
-    def eps(self, x_t: torch.Tensor, t, prompt=None, guidance: float = 1.0,
-            lora_scale: float | None = None) -> torch.Tensor:
-        """eps(x_t, t) for x_t (n, 1, 16, 16) and integer t (scalar or (n,)).
-
-        Unconditional model: no prompt, guidance 1. Conditional: prompt "0".."9" (or n of them, one per sample),
-        None / "" the null class; eps = eps_u + guidance (eps_c - eps_u) from one UNet call on the doubled batch,
-        as StableDiffusion.eps (guidance 1: the conditional branch only).
-        """
-        self.check_conditioning(prompt, guidance)
-        x = x_t.to(device=self.device, dtype=self.dtype)
-        n = len(x)
-        t = torch.as_tensor(t, device=self.device).long().expand(n)  # (n,)
-        labels = self._labels(prompt, n)  # (n,) or None
-        with lora_scaled(self.unet, lora_scale):
-            if labels is None or guidance == 1:
-                return self.unet(x, t, class_labels=labels).sample.to(x_t.device, x_t.dtype)
-            null = torch.full_like(labels, NULL_CLASS)
-            eps = self.unet(torch.cat([x, x]), torch.cat([t, t]), class_labels=torch.cat([null, labels])).sample
-        eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)  # (n, 1, 16, 16) each
-        return eps_u + guidance * (eps_c - eps_u)
-
-    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt=None) -> torch.Tensor:
-        """The UNet's eps with gradients (training), no guidance; the conditional model takes one prompt or n
-        (one per sample, "" for a dropped label); the unconditional model's prompt must be None or ''."""
-        self.check_conditioning(prompt, 1.0)
-        return self.unet(x_t, t, class_labels=self._labels(prompt, len(x_t))).sample
+    def network(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        """The UNet's eps for x (n, 1, 16, 16) at integer t (n,) under class labels (n,) or none."""
+        return self.unet(x, t.long(), class_labels=condition).sample
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
         return (n, 1, SIZE, SIZE)
