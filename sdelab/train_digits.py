@@ -28,8 +28,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from sdelab.data.digits import digits_dataset
-from sdelab.models.digits import DigitsDiffusion, build_scheduler, build_unet
+from sdelab.data.digits import PROMPTS, SIZE, digits_dataset
+from sdelab.models.pixel import PixelDiffusion, build_scheduler, build_unet
 from sdelab.models.training import eps_mse_loss
 from sdelab.plotting import machine
 
@@ -37,7 +37,7 @@ from sdelab.plotting import machine
 def train(out, steps: int = 4000, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
           channels: tuple[int, ...] = (16, 32, 32), layers_per_block: int = 1, ema_decay: float = 0.999,
           device: str = "cpu", progress: bool = True, conditional: bool = False,
-          p_uncond: float = 0.1) -> DigitsDiffusion:
+          p_uncond: float = 0.1) -> PixelDiffusion:
     """Train a fresh digits DDPM for ``steps`` AdamW steps; save its EMA weights to ``out`` and return it.
 
     ``conditional``: class-conditional, each label dropped to the null class with probability ``p_uncond``.
@@ -51,8 +51,10 @@ def train(out, steps: int = 4000, batch_size: int = 128, lr: float = 2e-3, seed:
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the UNet's initial weights, without touching the global RNG
         torch.manual_seed(seed)
-        unet, scheduler = build_unet(tuple(channels), layers_per_block, conditional).to(device), build_scheduler()
-    model = DigitsDiffusion(unet, scheduler)
+        unet = build_unet(SIZE, 1, channels, layers_per_block, len(PROMPTS) if conditional else 0).to(device)
+    scheduler = build_scheduler("linear", 1e-4, 0.02)
+    name, prompts = ("digits-ddpm-cond", PROMPTS) if conditional else ("digits-ddpm", ())
+    model = PixelDiffusion(unet, scheduler, name, prompts)
     unet.train()
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
     images, labels_all = digits_dataset(split="train", return_labels=True)  # (1347, 1, 16, 16), (1347,)
@@ -80,7 +82,7 @@ def train(out, steps: int = 4000, batch_size: int = 128, lr: float = 2e-3, seed:
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
     seconds = time.perf_counter() - start
-    trained = DigitsDiffusion(ema.module, scheduler)
+    trained = PixelDiffusion(ema.module, scheduler, name, prompts)
     trained.save_pretrained(out)
     log = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "channels": list(channels),
            "layers_per_block": layers_per_block, "ema_decay": ema_decay, "device": str(device),

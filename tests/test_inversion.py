@@ -6,7 +6,7 @@ import torch
 from conftest import DEVICE
 
 from sdelab.edit import Inversion, cycle_noises, invert, reconstruct
-from sdelab.models import DiffusionModel, tiny_stable_diffusion
+from sdelab.models import DiffusionModel, load_digits_model, tiny_stable_diffusion
 from sdelab.models.base import linear_ramp
 from sdelab.models.images import load_mask
 from sdelab.sampling import cycle_sde_noises, denoise
@@ -39,15 +39,9 @@ class PixelToy(DiffusionModel):
         return (n, 1, 8, 8)
 
 
-# ---- models: any DiffusionModel; the digits DDPM joins once its weights ship ----------------------------------
-def digits_model():
-    digits = pytest.importorskip("sdelab.models.digits")
-    if not (digits.weights_path() / "diffusion_pytorch_model.safetensors").is_file():
-        pytest.skip("the digits weights are not in the package yet")
-    return digits.load_digits_model(device=DEVICE)
-
-
-MODELS = {"pixel-toy": PixelToy, "tiny-sd": lambda: tiny_stable_diffusion(device=DEVICE), "digits": digits_model}
+# ---- models: any DiffusionModel ------------------------------------------------------------------------------
+MODELS = {"pixel-toy": PixelToy, "tiny-sd": lambda: tiny_stable_diffusion(device=DEVICE),
+          "digits": lambda: load_digits_model(device=DEVICE)}
 UNCONDITIONAL = {"digits"}  # models that take no prompt and guidance 1 only
 _cache = {}
 

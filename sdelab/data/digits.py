@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 SIZE = 16  # image side in pixels
+PROMPTS = tuple(str(k) for k in range(10))  # the class-conditional model's prompt for each label: "0" .. "9"
 SPLITS = ("all", "train", "test")
 
 

@@ -45,8 +45,8 @@ from threadpoolctl import threadpool_limits
 
 from sdelab.data.digits import DragCases, digits_dataset, drag_cases
 from sdelab.edit.drag import copy_paste
-from sdelab.models.digits import DigitsDiffusion, load_digits_model
 from sdelab.models.digits_quality import frechet_distance
+from sdelab.models.pixel import PixelDiffusion, load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
 from sdelab.sampling import add_noise, cycle_sde_noises, ddim_invert, denoise, forward_chain
@@ -181,7 +181,7 @@ class Setup:
     """What every seed shares: the model, the grid, the held-out digits with their drags, the training digits
     (the reference), the features, and the DDIM inversion of the held-out digits (deterministic)."""
 
-    model: DigitsDiffusion
+    model: PixelDiffusion
     grid: torch.Tensor  # (steps + 1,) timesteps from t0 down to 0
     cases: DragCases
     x0: torch.Tensor  # (n, 1, 16, 16) held-out digits in [-1, 1]
