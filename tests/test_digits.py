@@ -1,18 +1,23 @@
 """The shipped digits DDPM: weights, the DiffusionModel interface, exact Cycle-SDE, sample quality, retraining."""
 
+import json
 import socket
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from sdelab.__main__ import main
 from sdelab.data.digits import digits_dataset
 from sdelab.models import DiffusionModel, PixelDiffusion, load_digits_model, load_pixel_model
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 from sdelab.models.pixel import CONFIG_NAME, shipped, weights_path
+from sdelab.recipes import RECIPES
 from sdelab.sampling import denoise, forward_chain
-from sdelab.schedules import time_grid
-from sdelab.train_digits import main as train_main
+from sdelab.schedules import VPSchedule, time_grid
+from sdelab.train import initial_model
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,6 @@ def test_shipped_weights_give_the_eps_recorded_before_the_pixel_family(name):
 def test_a_pixel_model_is_weights_and_a_schedule(tmp_path, gen):
     """Any pixel-space UNet2DModel: size, channels, classes and schedule come from the saved folder, not from code."""
     from sdelab.models.pixel import build_scheduler, build_unet
-    from sdelab.schedules import VPSchedule
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -151,11 +155,26 @@ def test_samples_look_like_digits(model, judge):
     assert got["fd_pca"] < 4.0 < ref["fd_pca"]
 
 
-def test_train_digits_tiny_run_loads(tmp_path):
-    out = tmp_path / "digits"
+def test_train_digits_tiny_run_loads_and_is_seeded(tmp_path):
     state = torch.random.get_rng_state()
-    assert train_main(["--out", str(out), "--steps", "2", "--batch-size", "4", "--channels", "8", "16"]) == 0
+    args = ["train", "digits", "--steps", "2", "--batch-size", "4", "--widths", "8", "16", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert torch.equal(torch.random.get_rng_state(), state)  # training seeds its own generators only
-    model = load_digits_model(out)
-    assert list(model.unet.config.block_out_channels) == [8, 16]
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "--out", str(tmp_path / "c"), "--seed", "1"]) == 0
+    a, b, c = (load_file(tmp_path / d / "diffusion_pytorch_model.safetensors") for d in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # one seed, one model
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    model = load_digits_model(tmp_path / "a")
+    assert list(model.unet.config.block_out_channels) == [8, 16] and model.name == "digits-ddpm"
     assert model.sample(2, steps=2, progress=False).shape == (2, 1, 16, 16)
+    log = json.loads((tmp_path / "a" / "training_log.json").read_text())
+    assert log["recipe"]["steps"] == 2 and log["recipe"]["beta_schedule"] == "linear" and log["seed"] == 0
+
+
+def test_a_recipe_sets_the_schedule_of_the_model_it_trains():
+    digits = initial_model(RECIPES["digits"])
+    assert torch.allclose(digits.schedule.alphas_cumprod, load_digits_model().schedule.alphas_cumprod)
+    sd_schedule = replace(RECIPES["digits"], beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    assert torch.allclose(initial_model(sd_schedule).schedule.alphas_cumprod,
+                          VPSchedule.stable_diffusion().alphas_cumprod)

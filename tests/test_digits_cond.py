@@ -5,12 +5,12 @@ import socket
 import pytest
 import torch
 
+from sdelab.__main__ import main
 from sdelab.data.digits import PROMPTS, SIZE
 from sdelab.models import PixelDiffusion, load_digits_model
 from sdelab.models.digits_quality import DigitsJudge
 from sdelab.models.pixel import build_scheduler, build_unet, weights_path
 from sdelab.models.training import eps_mse_loss
-from sdelab.train_digits import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +103,14 @@ def test_samples_are_judged_as_the_digit_asked_for(cond):
     assert judge.score(null, asked)["as_asked"] <= 0.3
 
 
-def test_train_digits_conditional_tiny_run(tmp_path):
+def test_train_digits_conditional_tiny_run(tmp_path, capsys):
     out = tmp_path / "digits_cond"
     state = torch.random.get_rng_state()
-    assert train_main(["--conditional", "--out", str(out), "--steps", "2", "--batch-size", "8", "--channels", "8",
-                       "16"]) == 0
+    assert main(["train", "digits-cond", "--out", str(out), "--steps", "2", "--batch-size", "8", "--widths", "8",
+                 "16", "--quiet"]) == 0
     assert torch.equal(torch.random.get_rng_state(), state)
     model = load_digits_model(out)
-    assert model.conditional
+    assert model.conditional and model.prompts == PROMPTS and model.name == "digits-ddpm-cond"
     assert model.sample(2, steps=2, prompt="4", guidance=2.0, progress=False).shape == (2, 1, 16, 16)
-    with pytest.raises(ValueError, match="p_uncond"):
-        train_main(["--conditional", "--out", str(out), "--steps", "1", "--p-uncond", "1.5"])
+    assert main(["train", "digits-cond", "--out", str(out), "--steps", "1", "--p-uncond", "1.5", "--quiet"]) == 2
+    assert "p_uncond must lie in [0, 1)" in capsys.readouterr().err
