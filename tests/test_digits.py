@@ -15,7 +15,7 @@ from sdelab.models import DiffusionModel, PixelDiffusion, load_digits_model, loa
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 from sdelab.models.pixel import CONFIG_NAME, shipped, weights_path
 from sdelab.recipes import RECIPES
-from sdelab.sampling import denoise, forward_chain
+from sdelab.sampling import CycleNoise, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.train import initial_model
 
@@ -130,7 +130,8 @@ def test_cycle_sde_reconstructs_digits_exactly(model, gen):
     x0 = model.encode(digits_dataset(split="test")[:4])
     grid = time_grid(model.schedule, steps=20, t0=0.6)
     chain = forward_chain(model.schedule, x0, grid, generator=gen)
-    out = denoise(model.eps_model(), model.schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
+    out = denoise(model.eps_model(), model.schedule, chain[0], grid, eta=1.0,
+                  noise=CycleNoise(model.schedule, chain, grid))
     assert (out - x0).abs().max() <= 1e-5
 
 

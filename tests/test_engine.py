@@ -15,6 +15,7 @@ from sdelab.models.base import cosine_ramp, linear_ramp
 from sdelab.models.lora import lora_layers
 from sdelab.samplers import SAMPLERS
 from sdelab.sampling import (
+    CycleNoise,
     add_noise,
     cycle_sde_noises,
     ddim_invert,
@@ -55,8 +56,8 @@ def test_callbacks_receive_one_dict_with_the_step_and_its_prediction(sd_schedule
     grid = time_grid(sd_schedule, 6, 0.6)
     x0 = q.sample(50, gen)
     chain, up = _steps(lambda cb: forward_chain(sd_schedule, x0, grid, generator=gen, callback=cb))
-    down_out, down = _steps(lambda cb: denoise(eps, sd_schedule, chain[0], grid, eta=1.0, chain=chain, replay=True,
-                                               callback=cb))
+    down_out, down = _steps(lambda cb: denoise(eps, sd_schedule, chain[0], grid, eta=1.0,
+                                               noise=CycleNoise(sd_schedule, chain, grid), callback=cb))
     inverted, inv = _steps(lambda cb: ddim_invert(eps, sd_schedule, x0, grid, callback=cb))
     for steps in (up, down, inv):
         assert [set(s) for s in steps] == [{"i", "t", "x", "x0_hat"}] * 6

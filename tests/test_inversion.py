@@ -9,7 +9,7 @@ from sdelab.edit import Inversion, cycle_noises, invert, reconstruct
 from sdelab.models import DiffusionModel, load_digits_model, tiny_stable_diffusion
 from sdelab.models.base import linear_ramp
 from sdelab.models.images import load_mask
-from sdelab.sampling import cycle_sde_noises, denoise
+from sdelab.sampling import StoredNoise, cycle_sde_noises, denoise
 from sdelab.schedules import VPSchedule, time_grid
 
 
@@ -113,7 +113,8 @@ def test_cycle_sde_with_another_backward_prompt_uses_the_inversions_noises():
     inv = invert(model, x0, steps=10, prompt="source", guidance=2.0, generator=torch.Generator().manual_seed(0),
                  progress=False)
     noises = cycle_sde_noises(model.eps_model("source", 2.0), model.schedule, inv.trajectory, inv.grid)
-    expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0, noises=noises)
+    expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0,
+                       noise=StoredNoise(noises))
     out = reconstruct(model, inv, prompt="target", guidance=3.0, progress=False)
     assert (out - expected).abs().max() <= 1e-12 and (out - x0).abs().max() > 1e-3
 

@@ -10,7 +10,7 @@ steps, t0)``:
    replacement by samples of a mismatched prior (``lambda x, g: prior.sample(len(x), g)``), which
    forgets x'_t0. For ODE and SDE only the law p~_t0 of x~_t0 matters. For Cycle-SDE the edit also
    fixes the coupling: the backward pass starts from x~_t0 and replays the Eq. 8 noises of the
-   UNEDITED chain of x'_t0 (``denoise(..., chain=chain, replay=True)``), as SDE-Drag does.
+   UNEDITED chain of x'_t0 (``denoise(..., noise=CycleNoise(schedule, chain, grid))``), as SDE-Drag does.
 3. Denoise from x~_t0 with Eq. 6 at eta (ODE: eta = 0, SDE: eta = 1, Cycle-SDE: eta = 1 and replayed
    noises), keeping the samples at ``checkpoints`` grid times: these are samples of p~_t.
 4. Reference p_t: with ``reference="sampler"`` (the theorems' p_t), the same sampler run from an
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from sdelab.samplers import SAMPLERS
-from sdelab.sampling import check_eta, denoise, forward_chain
+from sdelab.sampling import CycleNoise, check_eta, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.toy.gmm import GaussianMixture
 from sdelab.toy.knn import knn_kl_bootstrap
@@ -95,8 +95,8 @@ def _run(eps_model, schedule, x, grid, eta, keep, generator, chain=None) -> list
         if step["i"] + 1 in keep:
             kept[step["i"] + 1] = step["x"]
 
-    denoise(eps_model, schedule, x, grid, eta=eta, generator=generator, chain=chain, replay=chain is not None,
-            callback=callback)
+    noise = None if chain is None else CycleNoise(schedule, chain, grid, eta=eta)
+    denoise(eps_model, schedule, x, grid, eta=eta, generator=generator, noise=noise, callback=callback)
     return [kept[i] for i in keep]
 
 
