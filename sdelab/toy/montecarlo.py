@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sdelab.samplers import SAMPLERS
+from sdelab.samplers import sampler, sampler_at
 from sdelab.sampling import CycleNoise, check_eta, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.toy.gmm import GaussianMixture
@@ -46,24 +46,16 @@ Edit = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 def sampler_kwargs(name: str) -> dict:
     """kl_curve's keyword arguments for one of the paper's samplers ('ode', 'sde', 'cycle-sde')."""
-    if name not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
-    return dict(eta=SAMPLERS[name].eta, cycle=SAMPLERS[name].replay)
-
-
-def sampler_name(eta: float, cycle: bool = False) -> str:
-    """'ode' (eta = 0), 'sde' (eta = 1), 'cycle-sde', or 'eta=0.5' / 'cycle-sde eta=0.5' in between."""
-    for s in SAMPLERS.values():
-        if (s.eta, s.replay) == (float(eta), cycle):
-            return s.name
-    return f"cycle-sde eta={eta:g}" if cycle else f"eta={eta:g}"
+    chosen = sampler(name)
+    return dict(eta=chosen.eta, cycle=chosen.replay)
 
 
 @dataclass
 class KLCurve:
     """KL(p~_t || p_t) with its band at the checkpoint times of one run, and the samples there."""
 
-    sampler: str
+    sampler: str  # the name of ``sdelab.samplers.sampler_at(eta, cycle)``
+    label: str  # its label, for figures and tables
     eta: float
     steps: int
     t0: float
@@ -140,7 +132,8 @@ def kl_curve(q0: GaussianMixture, schedule: VPSchedule, edit: Edit, *, generator
 
     bands = np.array([knn_kl_bootstrap(a, b, k=k, n_boot=n_boot, level=level, seed=rng)
                       for a, b in zip(edited, ref, strict=True)])
-    return KLCurve(sampler_name(eta, cycle), float(eta), steps, t0, grid[keep], *bands.T, edited, ref)
+    chosen = sampler_at(eta, cycle)
+    return KLCurve(chosen.name, chosen.label, float(eta), steps, t0, grid[keep], *bands.T, edited, ref)
 
 
 def sweep(q0: GaussianMixture, schedule: VPSchedule, edit: Edit, name: str, values: Sequence, *, seed: int = 0,
