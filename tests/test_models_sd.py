@@ -12,7 +12,7 @@ from PIL import Image
 from sdelab.models import StableDiffusion, load_stable_diffusion, load_stable_diffusion_or_tiny, tiny_stable_diffusion
 from sdelab.models import stable_diffusion as sd_module
 from sdelab.models.images import load_image, load_mask, to_image_tensor, to_pil
-from sdelab.sampling import denoise
+from sdelab.sampling import StoredNoise, denoise
 from sdelab.schedules import VPSchedule, time_grid
 
 
@@ -100,7 +100,7 @@ def test_sampler_matches_diffusers_ddim_on_sds_grid(eta, tiny):
     x_t0 = torch.randn(1, 4, 8, 8, generator=gen)
     noises = [torch.randn(1, 4, 8, 8, generator=gen) for _ in range(12)]
     eps_model = tiny.eps_model("a cat", guidance=2.0)
-    ours = denoise(eps_model, tiny.schedule, x_t0, grid, eta=eta, noises=noises if eta else None)
+    ours = denoise(eps_model, tiny.schedule, x_t0, grid, eta=eta, noise=StoredNoise(noises))
     x = x_t0
     for t, z in zip(grid[:-1], noises, strict=True):
         x = sched.step(eps_model(x, t), t, x, eta=eta, variance_noise=z if eta else None).prev_sample

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_model(name: str):
     """'digits', 'tiny', or a Stable Diffusion hub id / local folder."""
     if name == "digits":
-        from sdelab.models.digits import load_digits_model
+        from sdelab.models.pixel import load_digits_model
 
         return load_digits_model()
     from sdelab.models.stable_diffusion import load_stable_diffusion_or_tiny

@@ -171,7 +171,7 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sdelab.models.digits import load_digits_model
+    from sdelab.models.pixel import load_digits_model
     from sdelab.plotting import save_figure
 
     parser = argparse.ArgumentParser(prog="python -m sdelab.models.digits_quality", description=__doc__.splitlines()[0])

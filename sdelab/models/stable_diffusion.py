@@ -16,7 +16,6 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import to_image_tensor
-from sdelab.models.lora import lora_scaled
 from sdelab.schedules import VPSchedule
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -25,7 +24,8 @@ CASTS = {torch.float16: "half", torch.bfloat16: "bfloat16", torch.float32: "floa
 
 
 class StableDiffusion(DiffusionModel):
-    """eps(x_t, t) of SD's UNet with classifier-free guidance; x0 = VAE posterior sample * scaling factor.
+    """eps(x_t, t) of SD's UNet under a text prompt (guidance: ``DiffusionModel.eps``); x0 = VAE posterior sample *
+    scaling factor.
 
     Latents the samplers work on are float32 when the networks run in half precision (Eq. 8 divides
     by rho_s, tiny at the last steps); ``eps`` casts its input to the networks' dtype and its output back.
@@ -45,14 +45,6 @@ class StableDiffusion(DiffusionModel):
         self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, 77, d) embedding, on device, in dtype
 
     conditional = True
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
 
     @property
     def latent_dtype(self) -> torch.dtype:
@@ -97,34 +89,13 @@ class StableDiffusion(DiffusionModel):
             self._text[prompt] = self.text_encoder(ids.to(self.device))[0].to(self.dtype)
         return self._text[prompt]
 
-    @torch.no_grad()
-    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0,
-            lora_scale: float | None = None) -> torch.Tensor:
-        """eps = eps_u + guidance (eps_c - eps_u), uncond prompt ""; one UNet call on the doubled batch.
+    def condition(self, prompt: str | None, n: int) -> torch.Tensor:
+        """The CLIP embedding of the prompt ("" for None, the unconditional prompt) for n samples: (n, 77, d)."""
+        return self.text_embedding("" if prompt is None else prompt).expand(n, -1, -1)
 
-        guidance = 1 runs the conditional branch only. lora_scale: the UNet's LoRA adapter at that scale for
-        this call (None: as it is). x_t (n, 4, h, w) of any n, cast to the networks' device and dtype; the
-        result comes back on x_t's device and dtype.
-        """
-        cond = self.text_embedding("" if prompt is None else prompt)
-        x = x_t.to(self.device, self.dtype)
-        t = torch.as_tensor(t, device=self.device)  # () or (n,)
-        g = torch.as_tensor(guidance, dtype=x_t.dtype).to(x_t.device)  # () or (n,)
-        n = len(x)
-        with lora_scaled(self.unet, lora_scale):
-            if bool((g == 1).all()):
-                eps = self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample
-                return eps.to(x_t.device, x_t.dtype)
-            text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
-            t2 = torch.cat([t, t]) if t.ndim else t
-            eps = self.unet(torch.cat([x, x]), t2, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
-        eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)
-        return eps_u + g.reshape(g.shape + (1,) * (x_t.ndim - g.ndim)) * (eps_c - eps_u)
-
-    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
-        """The UNet's eps under one prompt (no guidance), with gradients (LoRA training)."""
-        text = self.text_embedding("" if prompt is None else prompt)
-        return self.unet(x_t, t, encoder_hidden_states=text.expand(len(x_t), -1, -1)).sample
+    def network(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The UNet's eps for latents x (n, 4, h, w) at t (n,) under text states (n, 77, d)."""
+        return self.unet(x, t, encoder_hidden_states=condition).sample
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
         size = self.unet.config.sample_size

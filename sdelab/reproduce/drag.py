@@ -28,8 +28,8 @@ import torch
 
 from sdelab.data.digits import DragCases, band_masks, digits_dataset, drag_cases
 from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
-from sdelab.models.digits import load_digits_model
 from sdelab.models.digits_quality import DigitsJudge, frechet_distance
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 
 METHODS = ("input", "copy-paste", "ode-drag", "sde-drag")

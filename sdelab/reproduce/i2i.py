@@ -38,8 +38,8 @@ from tqdm.auto import tqdm
 from sdelab.data.digits import digits_dataset
 from sdelab.edit.i2i import diffedit_mask, edit_steps
 from sdelab.edit.inversion import cycle_noises, invert, reconstruct
-from sdelab.models.digits import load_digits_model
 from sdelab.models.digits_quality import DigitsJudge
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.reproduce.scoring import (
     bootstrap_mean,

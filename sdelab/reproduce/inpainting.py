@@ -24,8 +24,8 @@ import torch
 
 from sdelab.data.digits import digits_dataset, stroke_masks
 from sdelab.edit.inpaint import inpaint_latents
-from sdelab.models.digits import load_digits_model
 from sdelab.models.digits_quality import CONFIDENT, DigitsJudge
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.reproduce.scoring import cell, features, flat, paired_difference, summarise, training_features
 from sdelab.samplers import SAMPLERS
