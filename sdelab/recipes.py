@@ -37,5 +37,5 @@ RECIPES = {
     # procedural scenes (sdelab.data.shapes) on Stable Diffusion's schedule; 1.1 M parameters, attention at 8 x 8;
     # shipped in sdelab/weights/shapes
     "shapes": Recipe("shapes-ddpm", data="shapes", beta_schedule="scaled_linear", beta_start=0.00085,
-                     beta_end=0.012, widths=(32, 64, 64), steps=9000, batch_size=32, lr=1e-3),
+                     beta_end=0.012, widths=(32, 64, 64), steps=7000, batch_size=32, lr=1e-3),
 }
