@@ -5,11 +5,11 @@ import socket
 import numpy as np
 import pytest
 import torch
+from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 
 from sdelab.data.digits import digits_dataset
 from sdelab.models import DiffusionModel, DigitsDiffusion, load_digits_model
 from sdelab.models.digits import weights_path
-from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 from sdelab.sampling import denoise, forward_chain
 from sdelab.schedules import time_grid
 from sdelab.train_digits import main as train_main

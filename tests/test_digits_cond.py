@@ -4,10 +4,10 @@ import socket
 
 import pytest
 import torch
+from sdelab.models.digits_quality import DigitsJudge
 
 from sdelab.models import DigitsDiffusion, load_digits_model
 from sdelab.models.digits import NULL_CLASS, build_scheduler, build_unet, class_labels, weights_path
-from sdelab.models.digits_quality import DigitsJudge
 from sdelab.models.training import eps_mse_loss
 from sdelab.train_digits import main as train_main
 

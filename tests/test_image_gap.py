@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from sdelab.models.digits_quality import frechet_distance
 
 from sdelab.__main__ import main
 from sdelab.cli.reproduce_image_gap import EDITS as CLI_EDITS
 from sdelab.data.digits import digits_dataset, drag_cases
 from sdelab.edit.drag import copy_paste
 from sdelab.models.digits import load_digits_model
-from sdelab.models.digits_quality import frechet_distance
 from sdelab.reproduce.image_gap import CURVES, EDITS, Features, c2st, checkpoints, edit, gap, image_gap
 from sdelab.sampling import cycle_sde_noises, denoise, forward_chain
 from sdelab.schedules import time_grid
