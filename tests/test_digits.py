@@ -5,11 +5,13 @@ import socket
 import numpy as np
 import pytest
 import torch
-from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 
 from sdelab.data.digits import digits_dataset
+from sdelab.eval.frechet import frechet_distance
+from sdelab.eval.judge import DigitsJudge
 from sdelab.models import DiffusionModel, DigitsDiffusion, load_digits_model
 from sdelab.models.digits import weights_path
+from sdelab.reproduce.quality import score
 from sdelab.sampling import denoise, forward_chain
 from sdelab.schedules import time_grid
 from sdelab.train_digits import main as train_main
@@ -98,11 +100,12 @@ def test_samples_look_like_digits(model, judge):
     gen = torch.Generator().manual_seed(0)
     samples = model.sample(64, steps=20, eta=0.0, generator=gen, progress=False)
     noise = torch.rand(64, 1, 16, 16, generator=gen)
-    got, ref = judge.score(samples), judge.score(noise)
+    references = judge.references(digits_dataset(split="test"))  # the held-out digits
+    got, ref = score(judge, references, "samples", samples), score(judge, references, "noise", noise)
     assert judge.test_accuracy > 0.95
-    assert got["confident"] >= 0.45 and ref["confident"] <= 0.05
-    assert got["classes"] >= 7
-    assert got["fd_pca"] < 4.0 < ref["fd_pca"]
+    assert got.verdicts["confident"] >= 0.45 and ref.verdicts["confident"] <= 0.05
+    assert got.verdicts["classes"] >= 7
+    assert got.fd_pca < 4.0 < ref.fd_pca
 
 
 def test_train_digits_tiny_run_loads(tmp_path):

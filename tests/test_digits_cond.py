@@ -4,8 +4,8 @@ import socket
 
 import pytest
 import torch
-from sdelab.models.digits_quality import DigitsJudge
 
+from sdelab.eval.judge import DigitsJudge
 from sdelab.models import DigitsDiffusion, load_digits_model
 from sdelab.models.digits import NULL_CLASS, build_scheduler, build_unet, class_labels, weights_path
 from sdelab.models.training import eps_mse_loss
@@ -93,8 +93,8 @@ def test_samples_are_judged_as_the_digit_asked_for(cond):
     samples = cond.sample(100, steps=20, eta=0.0, generator=gen, prompt=[str(int(k)) for k in asked],
                           guidance=2.0, progress=False)
     null = cond.sample(100, steps=20, eta=0.0, generator=torch.Generator().manual_seed(0), progress=False)
-    assert judge.score(samples, asked)["as_asked"] >= 0.9
-    assert judge.score(null, asked)["as_asked"] <= 0.3
+    assert judge.verdicts(samples, asked)["as_asked"] >= 0.9
+    assert judge.verdicts(null, asked)["as_asked"] <= 0.3
 
 
 def test_train_digits_conditional_tiny_run(tmp_path):
