@@ -14,7 +14,7 @@ from sdelab.eval.bootstrap import (
     paired_mean_difference,
 )
 from sdelab.eval.frechet import FrechetReference, frechet_distance
-from sdelab.eval.tables import cell, markdown_table
+from sdelab.eval.tables import cell, label, markdown_table
 
 
 def test_frechet_distance_closed_forms_and_the_textbook_formula():
@@ -76,7 +76,8 @@ def test_the_table_formatter():
     e = Estimate(0.1449, 0.0912, 0.2051)
     assert cell(e) == "0.14 [0.09, 0.21]" and cell(e, interval=False) == "0.14"
     assert cell(Estimate(0.02, -0.001, 0.04), 3, signed=True) == "+0.020 [-0.001, +0.040]"
-    assert cell(-1e-13) == "0.00" and cell(None) == "" and cell(3) == "3"
+    assert cell(-1e-13) == "0.00" and cell(np.float64(0.5)) == "0.50" and cell(None) == "" and cell(3) == "3"
+    assert label(0.2) == "0.2" and label(None) == "" and label(25) == "25"
     table = markdown_table(["a", "b"], [["1", "2"]], "*against the 1347 training digits*")
     assert table == "*against the 1347 training digits*\n\n| a | b |\n|---|---|\n| 1 | 2 |"
     with pytest.raises(ValueError, match="caption"):

@@ -13,7 +13,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sdelab.cli.args import positive_int
 
@@ -36,7 +36,6 @@ class Report:
     markdown: str
     figures: Callable[[], dict] = dict
     setup: str = ""
-    notes: list[str] = field(default_factory=list)  # lines for stderr (e.g. that a model's weights are random)
 
 
 def common(runs: bool) -> argparse.ArgumentParser:
@@ -74,11 +73,12 @@ def finish(args: argparse.Namespace, report: Report) -> int:
     from sdelab.reproduce.results import to_json
 
     print(json.dumps(to_json(report.result)) if args.json else report.markdown)
-    for note in report.notes:
-        print(note, file=sys.stderr)
     if args.figures:
+        import matplotlib.pyplot as plt
+
         for stem, fig in report.figures().items():
             print(f"saved {save_figure(fig, stem, report.setup, args.figures)}", file=sys.stderr)
+            plt.close(fig)
     return 0
 
 

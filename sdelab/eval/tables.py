@@ -3,6 +3,8 @@ measured against, then the table; an ``Estimate`` cell shows its 95% interval.""
 
 from __future__ import annotations
 
+import numpy as np
+
 from sdelab.eval.bootstrap import Estimate
 
 
@@ -13,17 +15,22 @@ def number(value: float, digits: int = 2, signed: bool = False) -> str:
 
 
 def cell(value, digits: int = 2, signed: bool = False, interval: bool = True) -> str:
-    """A table cell: "" for None, an Estimate as "0.14 [0.09, 0.21]" (its value alone without ``interval``), a float
-    with ``digits`` decimals, anything else as str."""
+    """A table cell of a measured value: "" for None, an Estimate as "0.14 [0.09, 0.21]" (its value alone without
+    ``interval``), a float with ``digits`` decimals, anything else (a label: a method, a t0) as str."""
     if value is None:
         return ""
     if isinstance(value, Estimate):
         text = number(value.value, digits, signed)
         return (f"{text} [{number(value.low, digits, signed)}, {number(value.high, digits, signed)}]" if interval
                 else text)
-    if isinstance(value, float):
+    if isinstance(value, float | np.floating):
         return number(value, digits, signed)
     return str(value)
+
+
+def label(value) -> str:
+    """A table cell that names a row (a t0, a step count): "" for None, else the value as written."""
+    return "" if value is None else str(value)
 
 
 def markdown_table(header: list[str], rows: list[list[str]], caption: str) -> str:

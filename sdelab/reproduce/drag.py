@@ -32,7 +32,7 @@ from sdelab.data.digits import DragCases, band_masks, digits_dataset, drag_cases
 from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import CONFIDENT, DigitsJudge
-from sdelab.eval.tables import cell, markdown_table
+from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.models.digits import load_digits_model
 from sdelab.reproduce.processes import process_map
 
@@ -251,13 +251,13 @@ MEASURES = ("fd_pca", "fd_mlp", "confident", "class_kept", "mean_distance", "tra
 
 def markdown(result: DragResult) -> str:
     """The rows (the drag measures with their intervals), then the paired comparisons."""
-    rows = [[r.mask, r.method, cell(r.t0)] + [cell(r.scores[k], interval=False) for k in MEASURES[:4]]
+    rows = [[r.mask, r.method, label(r.t0)] + [cell(r.scores[k], interval=False) for k in MEASURES[:4]]
             + [cell(r.scores["mean_distance"]), cell(r.scores["transfer"]), cell(r.scores["change_outside"], 3,
                                                                                  interval=False)]
             for r in result.rows]
     table = markdown_table(["mask", "method", "t0", "FD-PCA", "FD-MLP", "confident", "class kept", "mean distance (px)",
                             "ink transfer", "change outside"], rows, caption(result.settings))
-    comparisons = [[c.mask, cell(c.t0)] + [cell(c.ode_minus_sde[k], 3, signed=True) for k in MEASURES]
+    comparisons = [[c.mask, label(c.t0)] + [cell(c.ode_minus_sde[k], 3, signed=True) for k in MEASURES]
                    for c in result.comparisons]
     comparisons = markdown_table(["mask", "t0", "FD-PCA", "FD-MLP", "confident", "class kept", "mean distance",
                                   "ink transfer"], comparisons,

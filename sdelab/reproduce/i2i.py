@@ -42,7 +42,7 @@ from sdelab.edit.i2i import diffedit_mask, edit_steps
 from sdelab.edit.inversion import cycle_noises, invert, reconstruct
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import DigitsJudge, flat
-from sdelab.eval.tables import cell, markdown_table
+from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.models.digits import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
@@ -196,15 +196,15 @@ def caption(settings: dict) -> str:
 
 def markdown(result: I2IResult) -> str:
     """The rows, then the differences to the ODE."""
-    def label(sampler):
+    def name(sampler):
         return SAMPLERS[sampler].label if sampler else ""
 
-    rows = [[LABELS[r.edit], label(r.sampler), cell(r.t0), cell(r.scores["target"]), cell(r.scores["fd_pca"]),
+    rows = [[LABELS[r.edit], name(r.sampler), label(r.t0), cell(r.scores["target"]), cell(r.scores["fd_pca"]),
              cell(r.scores["fd_mlp"]), cell(r.scores["distance"], 3), cell(r.scores["change_outside"], 3,
                                                                             interval=False)] for r in result.rows]
     table = markdown_table(["edit", "sampler", "t0", "judged as target", "FD-PCA", "FD-MLP", "distance to input",
                             "change outside mask"], rows, caption(result.settings))
-    diff = [[LABELS[d.edit], f"{label(d.sampler)} - ODE", cell(d.t0)]
+    diff = [[LABELS[d.edit], f"{name(d.sampler)} - ODE", label(d.t0)]
             + [cell(d.minus_ode[k], 3 if k == "distance" else 2, signed=True)
                for k in ("fd_pca", "fd_mlp", "target", "distance")] for d in result.differences]
     diff = markdown_table(["edit", "sampler - ODE", "t0", "FD-PCA", "FD-MLP", "judged as target", "distance to input"],

@@ -54,7 +54,6 @@ EDITS = ("none", "contrast", "shift", "blur", "drag")
 CURVES = (*SAMPLERS, "ode-inversion")  # ode, sde, cycle-sde, ode-inversion
 CONTRAST, SHIFT, BLUR = 1.3, 2, 1.0  # factor; pixels to the right; Gaussian sigma in pixels
 RADIUS, ALPHA, BETA = 2, 1.1, 0.3  # the drag's copy-paste (sdelab.edit.drag; radius = default_radius(16))
-STATISTICS = ("fd_pca", "c2st")  # each also as its noise floor, "<name>_floor"
 
 
 # ---- the edits ---------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from sdelab.data.digits import digits_dataset, stroke_masks
 from sdelab.edit.inpaint import inpaint_latents
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import CONFIDENT, DigitsJudge, flat
-from sdelab.eval.tables import cell, markdown_table
+from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.models.digits import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
@@ -184,7 +184,7 @@ def markdown(result: InpaintingResult) -> str:
     for r in result.rows:
         paper = PAPER_FID.get((r.sampler, r.mask))
         s = r.scores
-        rows.append([cell(r.mask), r.sampler, cell(r.steps), cell(s["fd_pca"]), cell(s["fd_mlp"]),
+        rows.append([label(r.mask), r.sampler, label(r.steps), cell(s["fd_pca"]), cell(s["fd_mlp"]),
                      cell(s["class_kept"]), cell(s["confident"], interval=False),
                      cell(s["change_outside"], 3, interval=False),
                      f"{paper[PAPER_STEPS.index(r.steps)]:.2f}" if paper and r.steps in PAPER_STEPS else ""])
