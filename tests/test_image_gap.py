@@ -123,7 +123,8 @@ def test_the_same_check_sees_the_contrast_edit_and_the_ode_keeps_it(small):
 
 def test_cli_json_rows_settings_figure_and_bad_input(capsys, tmp_path):
     argv = ["reproduce", "image-gap", "--n", "20", "--intervals", "5", "--seed", "0", "--repeats", "2", "--edit",
-            "none", "drag", "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json", "--figures", str(tmp_path)]
+            "none", "drag", "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json",
+            "--figures", str(tmp_path)]
     assert main(argv) == 0
     assert (tmp_path / "image_gap_digits.png").is_file()
     out = json.loads(capsys.readouterr().out)
