@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import json
 
 import pytest
 
@@ -36,3 +37,16 @@ def test_image_gap_keeps_its_own_defaults(parser):
     assert (args.workers, args.bootstrap, args.repeats) == (3, 100, 3)
     assert parser.parse_args(["drag"]).bootstrap == 200
 
+
+
+def test_quality_table_measures_against_the_held_out_digits(capsys):
+    from sdelab.__main__ import main
+
+    assert main(["reproduce", "quality", "--n", "20", "--steps", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["images"]: r for r in out["rows"]}
+    assert out["settings"]["reference"] == "the 450 held-out test digits"
+    held_out = rows["real test digits (held out)"]
+    assert held_out["verdicts"]["n"] == 450 and abs(held_out["fd_pca"]) < 1e-9  # the reference itself
+    assert rows["uniform noise"]["fd_pca"] > 10 > rows["real train digits"]["fd_pca"]
+    assert {"DDIM eta=0, 2 steps", "DDPM eta=1, 2 steps"} <= set(rows)
