@@ -22,6 +22,8 @@ import traitlets
 from ipywidgets.widgets.trait_types import bytes_serialization
 from PIL import Image, ImageDraw, ImageFont
 
+from sdelab.points import check_points
+
 _FRONT_END = Path(__file__).parent / "_widget"
 SOURCE_COLOUR = (224, 0, 0)
 TARGET_COLOUR = (0, 80, 255)
@@ -56,21 +58,6 @@ def _as_image(image) -> Image.Image:
     if min(image.size) < 1:
         raise ValueError(f"image must have at least one pixel, got (width, height) = {image.size}")
     return image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGBA" if "A" in image.getbands() else "RGB")
-
-
-def _check_points(points, name: str, size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Points as a list of (x, y) ints inside an image of size (width, height), else ValueError."""
-    width, height = size
-    checked = []
-    for point in points:
-        if len(point) != 2 or not all(isinstance(v, Integral) for v in point):
-            raise ValueError(f"{name} must hold (x, y) pairs of integers, got {point!r}")
-        x, y = int(point[0]), int(point[1])
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(f"{name} has the point ({x}, {y}) outside the image: x must lie in [0, {width - 1}] "
-                             f"and y in [0, {height - 1}]")
-        checked.append((x, y))
-    return checked
 
 
 def _mask_to_json(mask: Image.Image | None, widget) -> bytes | None:
@@ -116,7 +103,8 @@ class DragPicker(anywidget.AnyWidget):
 
     @traitlets.validate("source_points", "target_points")
     def _valid_points(self, proposal):
-        return _check_points(proposal["value"], proposal["trait"].name, self.image.size)
+        return check_points(proposal["value"], proposal["trait"].name, self.image.size[::-1], integers=True,
+                            allow_empty=True)
 
     @traitlets.validate("mask")
     def _valid_mask(self, proposal):
@@ -130,8 +118,8 @@ class DragPicker(anywidget.AnyWidget):
 
     def set_points(self, sources, targets) -> None:
         """Set the (source, target) pairs from code: two equally long sequences of (x, y) integer pixels."""
-        sources = _check_points(sources, "sources", self.image.size)
-        targets = _check_points(targets, "targets", self.image.size)
+        sources = check_points(sources, "sources", self.image.size[::-1], integers=True, allow_empty=True)
+        targets = check_points(targets, "targets", self.image.size[::-1], integers=True, allow_empty=True)
         if len(sources) != len(targets):
             raise ValueError(f"sources and targets must pair up: got {len(sources)} sources and {len(targets)} "
                              "targets")

@@ -18,7 +18,6 @@ import builtins
 import codecs
 import io
 import json
-import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from sdelab.points import check_points
 
 S_FILES = ("origin_image.png", "prompt.json", "mask.png")  # any of them marks a DragBench-S sample folder
 D_FILES = ("original_image.png", "meta_data.pkl")  # any of them marks a DragBench-D sample folder
@@ -116,26 +117,11 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _points(value, name: str, size: tuple[int, int]) -> list[tuple[float, float]]:
-    """A non-empty list of (x, y) pairs of finite numbers inside an image of size (height, width)."""
-    h, w = size
-    number = (int, float, np.integer, np.floating)
+    """A non-empty list of (x, y) pairs of finite numbers inside an image of size (height, width), else BadSample."""
     try:
-        pairs = [tuple(p) for p in value]
-        ok = not isinstance(value, str | bytes | dict) and all(
-            len(p) == 2 and all(isinstance(v, number) and not isinstance(v, bool) for v in p) for p in pairs)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise BadSample(f"{name} must be a list of (x, y) pairs of numbers, got {value!r}"[:200])
-    pairs = [(float(x), float(y)) for x, y in pairs]
-    if not pairs:
-        raise BadSample(f"{name} holds no point")
-    if not all(math.isfinite(v) for p in pairs for v in p):
-        raise BadSample(f"{name} must be finite numbers, got {pairs}")
-    outside = [p for p in pairs if not (0 <= p[0] < w and 0 <= p[1] < h)]
-    if outside:
-        raise BadSample(f"{name} {outside} lie outside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})")
-    return pairs
+        return check_points(value, name, size)
+    except ValueError as err:
+        raise BadSample(str(err)[:200]) from None
 
 
 def _mask_matches(mask: np.ndarray, size: tuple[int, int], what: str) -> np.ndarray:

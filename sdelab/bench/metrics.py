@@ -28,6 +28,7 @@ from PIL import Image
 
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import load_image, working_size
+from sdelab.points import check_points
 from sdelab.sampling import add_noise
 
 DIFT_T = 261  # DragDiffusion's evaluation: t = 261, up-block 1, an ensemble of 8 noise draws
@@ -87,10 +88,9 @@ def match_points(source_features: torch.Tensor, output_features: torch.Tensor, h
     feature at the handle, both maps upsampled (bilinear) to size = (height, width) first, as DragDiffusion
     does. Handles index pixel (row, col) = (int(y), int(x)); ties go to the first position in row-major order."""
     h, w = size
-    rows = torch.tensor([int(y) for _, y in handles])
-    cols = torch.tensor([int(x) for x, _ in handles])
-    if len(rows) and not (rows.min() >= 0 and rows.max() < h and cols.min() >= 0 and cols.max() < w):
-        raise ValueError(f"handles must lie inside the {w}x{h} image, got {list(handles)}")
+    handles = check_points(handles, "handles", size, allow_empty=True)
+    rows = torch.tensor([int(y) for _, y in handles], dtype=torch.int64)
+    cols = torch.tensor([int(x) for x, _ in handles], dtype=torch.int64)
     dots = norms = vec_norms = 0
     for src, out in zip(_upsampled(source_features, size), _upsampled(output_features, size), strict=True):
         vecs = src[:, rows, cols]  # (chunk, k): the source features at the handles

@@ -40,7 +40,7 @@ from sdelab.bench.metrics import (
     psnr_outside,
     ssim_outside,
 )
-from sdelab.edit.drag import drag
+from sdelab.edit.drag import EDITORS, DragSettings, drag, drag_sampler
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import working_size
 
@@ -97,9 +97,10 @@ def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fideli
     start = time.perf_counter()
     seed = sample_seed(settings["seed"], sample.id)
     mask = None if sample.mask is None else Image.fromarray(sample.mask.astype("uint8") * 255)
-    result = drag(model, sample.image(), sample.sources, sample.targets, mask, sample.prompt,
-                  method=settings["method"].removesuffix("-drag"), t0=settings["t0"], steps=settings["steps"],
-                  lora_steps=settings["lora_steps"], size=native_size(model), seed=seed, frames=False, progress=False)
+    drag_settings = DragSettings(sampler=settings["sampler"], t0=settings["t0"], steps=settings["steps"],
+                                 lora_steps=settings["lora_steps"], size=native_size(model), seed=seed)
+    result = drag(model, sample.image(), sample.sources, sample.targets, mask, sample.prompt, drag_settings,
+                  frames=False, progress=False)
     h, w = sample.size
     size = tuple(result.settings["working_size"])
     metrics = sample_metrics(model, sample, sample.image(), result.image, size, seed, fidelity)
@@ -148,10 +149,11 @@ def write_tables(out: Path, settings: dict, rows: list[dict], skipped: list, fai
     return results
 
 
-def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sde", steps: int = 120, t0: float = 0.6,
-              lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None, progress: bool = True,
-              log=print) -> dict | None:
-    """SDE-Drag (method "sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None) into OUT.
+def run_bench(model: DiffusionModel, bench: DragBench, out, *, sampler: str = "cycle-sde", steps: int = 120,
+              t0: float = 0.6, lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None,
+              progress: bool = True, log=print) -> dict | None:
+    """SDE-Drag (sampler "cycle-sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None)
+    into OUT.
 
     Finished samples (with a record) are skipped; the rest are shared among the processes of ``state`` (an
     accelerate PartialState; None: one process). Each output is measured at once (``sample_metrics``, the drag
@@ -160,13 +162,13 @@ def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sd
     """
     from accelerate import PartialState
 
-    if method not in ("sde", "ode"):
-        raise ValueError(f"method must be 'sde' or 'ode', got {method!r}")
+    chosen = drag_sampler(sampler)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be an integer >= 1 or None, got {limit!r}")
     state = state or PartialState()
     out = Path(out)
-    settings = dict(benchmark=bench.layout, method=f"{method}-drag", model=model.name, steps=steps, t0=t0,
+    settings = dict(benchmark=bench.layout, sampler=chosen.name, editor=EDITORS[chosen.name], model=model.name,
+                    steps=steps, t0=t0,
                     lora_steps=lora_steps, seed=seed, native_size=native_size(model),
                     dtype=str(model.dtype).removeprefix("torch."), feature_model=model.name, dift_t=DIFT_T,
                     dift_up_block=DIFT_UP_BLOCK, dift_ensemble=DIFT_ENSEMBLE)
@@ -187,7 +189,7 @@ def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sd
             f"{state.num_processes} process(es)")
     state.wait_for_everyone()  # every process has listed the unfinished samples before any writes a record
     with state.split_between_processes(todo) as mine:
-        bar = tqdm(mine, desc=settings["method"], unit="sample", disable=not (progress and state.is_main_process))
+        bar = tqdm(mine, desc=settings["editor"], unit="sample", disable=not (progress and state.is_main_process))
         for sample in bar:
             bar.set_postfix_str(sample.id)
             try:
@@ -273,7 +275,7 @@ def markdown(results: dict) -> str:
     """The summary as a small markdown table."""
     s, cfg = results["summary"], results["settings"]
     fmt = lambda v: "" if v is None else "inf" if v == math.inf else f"{v:.4g}"  # noqa: E731
-    head = "| method | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
-    line = (f"| {cfg.get('method', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
+    head = "| editor | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
+    line = (f"| {cfg.get('editor', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
             f"{fmt(s['image_fidelity'])} | {fmt(s['psnr_outside_mask'])} | {fmt(s['ssim_outside_mask'])} |")
     return "\n".join([head, "|---" * 7 + "|", line])

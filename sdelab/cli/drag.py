@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sdelab.bench.metrics import native_size
-    from sdelab.edit.drag import drag
+    from sdelab.edit.drag import DragSettings, drag
 
     def fail(message: str) -> int:
         print(f"drag: error: {message}", file=sys.stderr)
@@ -79,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(err).splitlines()[0])
     size = native_size(model) if args.size is None else args.size or None
     try:
-        result = drag(model, args.image, args.source, args.target, args.mask, args.prompt,
-                      method="ode" if args.ode else "sde", t0=args.t0, steps=args.steps, size=size,
-                      lora_steps=args.lora_steps, seed=args.seed, frames=args.gif is not None)
+        settings = DragSettings(sampler="ode" if args.ode else "cycle-sde", t0=args.t0, steps=args.steps, size=size,
+                                lora_steps=args.lora_steps, seed=args.seed)
+        result = drag(model, args.image, args.source, args.target, args.mask, args.prompt, settings,
+                      frames=args.gif is not None)
     except torch.OutOfMemoryError:
         lower = ["--size (e.g. 512, SD 1.5's own, or 384)"] + ["drop --gif"] * bool(args.gif) + \
             ["--lora-steps 0"] * bool(args.lora_steps)
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         frames = result.frames
         frames[0].save(args.gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
     s = result.settings
-    print(f"{s['method']}: {s['m']} sub-steps at {s['working_size'][1]} x {s['working_size'][0]} (input "
+    print(f"{s['editor']}: {s['m']} sub-steps at {s['working_size'][1]} x {s['working_size'][0]} (input "
           f"{s['image_size'][1]} x {s['image_size'][0]}), {result.unet_calls} UNet calls, {result.seconds:.1f} s "
           f"-> {args.out}", file=sys.stderr)
     return 0

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sdelab.points import check_points
+
 
 def _rgb(image: Image.Image) -> Image.Image:
     """A PIL image as RGB: alpha composited on white, grayscale replicated."""
@@ -159,24 +161,10 @@ def image_mask(mask, image_size: tuple[int, int], latent_size: tuple[int, int]) 
 def latent_points(points, image_size: tuple[int, int], pixels_per_latent: int, name: str = "points") -> torch.Tensor:
     """(x, y) image-pixel points -> int64 (k, 2) latent (x, y) by floor division: the one place this happens.
 
-    Every point must be two finite numbers inside the image (0 <= x < width, 0 <= y < height); nothing is
-    clamped. ``name`` names the argument in the errors.
+    Every point must be two finite numbers inside the image (``sdelab.points.check_points``); nothing is clamped.
+    ``name`` names the argument in the errors.
     """
-    h, w = image_size
-    try:
-        p = torch.as_tensor(np.asarray(points, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a list of (x, y) pairs of numbers, got {points!r}") from None
-    if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"{name} must be a list of (x, y) pairs, got shape {tuple(p.shape)}")
-    if len(p) == 0:
-        raise ValueError(f"{name} must hold at least one point")
-    if not torch.isfinite(p).all():
-        raise ValueError(f"{name} must be finite numbers, got {p.tolist()}")
-    outside = (p[:, 0] < 0) | (p[:, 0] >= w) | (p[:, 1] < 0) | (p[:, 1] >= h)
-    if outside.any():
-        raise ValueError(f"{name} must lie inside the image: 0 <= x < {w}, 0 <= y < {h}; "
-                         f"got {p[outside].tolist()} (nothing is clamped)")
+    p = torch.tensor(check_points(points, name, image_size), dtype=torch.float64).reshape(-1, 2)  # (k, 2)
     return torch.div(p, pixels_per_latent, rounding_mode="floor").long()
 
 
