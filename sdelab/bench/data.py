@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sdelab.points import check_points
+from sdelab.inputs import check_points
 
 S_FILES = ("origin_image.png", "prompt.json", "mask.png")  # any of them marks a DragBench-S sample folder
 D_FILES = ("original_image.png", "meta_data.pkl")  # any of them marks a DragBench-D sample folder

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sdelab.inputs import check_points
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import load_image, working_size
-from sdelab.points import check_points
 from sdelab.sampling import add_noise
 
 DIFT_T = 261  # DragDiffusion's evaluation: t = 261, up-block 1, an ensemble of 8 noise draws

@@ -31,6 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sdelab.edit.inversion import invert, reconstruct
+from sdelab.inputs import check_points
 from sdelab.models.base import DiffusionModel, cosine_ramp, linear_ramp
 from sdelab.models.images import (
     image_mask,
@@ -42,7 +43,6 @@ from sdelab.models.images import (
     working_size,
 )
 from sdelab.models.lora import lora_finetuned, lora_layers
-from sdelab.points import check_points
 from sdelab.samplers import Sampler, sampler
 from sdelab.schedules import check_t0, time_grid
 
