@@ -6,7 +6,9 @@
 Every configuration runs in a fresh process (clean peak memory): a 5-sub-step drag (one pair dragged
 10 latent pixels, step_size 2), the official grid (t0 = 0.6, 120 steps), with and without LoRA (100 steps).
 On a GPU, "sd15-shaped" is Stable Diffusion 1.5's UNet, VAE and CLIP text encoder built from their configs
-with random weights (the same compute as the real model; no download), at 512 x 512 in fp16 and fp32.
+with random weights (the same compute as the real model; no download), at 512 x 512 in the three precisions of
+docs/conventions.md: fp16 weights, fp32 weights under fp16 autocast ("float32+autocast") and fp32; LoRA (100 steps)
+in fp16, with a check that its losses stayed finite.
 It also times the ways of evaluating the stored chain's eps for Cycle-SDE's Eq. 8 noises (it does not depend on the
 sample being denoised): in each backward step's call (one call on [x, chain sample], the default) or in a pass
 before the backward pass, 1 or 20 steps per call (``reconstruct(chain_batch=...)``); all give the same result.
@@ -16,7 +18,9 @@ The paper reports ~76 s per edit (GPU not stated).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import resource
 import subprocess
@@ -67,10 +71,12 @@ def load(name: str, device: str, dtype: torch.dtype):
 
 def one(config: dict) -> dict:
     """Run one configuration in this process and measure it."""
-    from sdelab.edit.drag import drag
+    from sdelab.edit.drag import DragSettings, drag
 
-    device, dtype = config["device"], getattr(torch, config["dtype"])
+    device, dtype = config["device"], getattr(torch, config["dtype"].removesuffix("+autocast"))
     model = load(config["model"], device, dtype)
+    autocast = (torch.autocast(device.split(":")[0], dtype=torch.float16) if config["dtype"].endswith("+autocast")
+                else contextlib.nullcontext())
     side = {"digits": 16, "tiny-sd": 64}.get(config["model"], 512)
     image = torch.rand(1, model.image_channels, side, side, generator=torch.Generator().manual_seed(0))
     latent, ppl = side // model.pixels_per_latent, model.pixels_per_latent
@@ -83,17 +89,20 @@ def one(config: dict) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    res = drag(model, image[0], src, tgt, prompt=prompt, method=config["method"], lora_steps=config["lora"],
-               frames=False, progress=False)
+    with autocast:
+        settings = DragSettings(sampler=config["sampler"], lora_steps=config["lora"])
+        res = drag(model, image[0], src, tgt, prompt=prompt, settings=settings, frames=False, progress=False)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
+    finite = all(map(math.isfinite, res.lora_losses)) and bool(torch.isfinite(res.latent).all())
     return config | {"substeps": res.settings["m"], "unet_calls": res.unet_calls, "seconds": round(seconds, 2),
-                     "peak_gib": round(peak, 2)}
+                     "peak_gib": round(peak, 2), "finite": finite}
 
 
+SAMPLERS = ("cycle-sde", "ode")  # SDE-Drag, ODE-Drag
 STRATEGIES = {"in each step's call": None, "before, 1 step per call": 1, "before, 20 steps per call": 20}
 
 
@@ -119,12 +128,13 @@ def noise_strategies(config: dict) -> dict:
 
 
 def configurations(quick: bool) -> list[dict]:
-    cpu = [dict(model=m, device="cpu", dtype="float32", method=meth, lora=lora)
-           for m in ("digits", "tiny-sd") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
+    cpu = [dict(model=m, device="cpu", dtype="float32", sampler=s, lora=lora)
+           for m in ("digits", "tiny-sd") for s in SAMPLERS for lora in ((0,) if quick else (0, 100))]
     if not torch.cuda.is_available():
         return cpu
-    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, method=meth, lora=lora)
-           for dt in ("float16", "float32") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
+    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, sampler=s, lora=0)
+           for dt in ("float16", "float32+autocast", "float32") for s in SAMPLERS]
+    gpu += [] if quick else [dict(model="sd15-shaped", device="cuda", dtype="float16", sampler="cycle-sde", lora=100)]
     return cpu + gpu
 
 
@@ -147,22 +157,24 @@ def main() -> None:
             torch.set_num_threads(1)  # small models: one thread each is faster on 2 shared cores
         print(json.dumps((one if args.child[0] == "edit" else noise_strategies)(config)))
         return
+    from sdelab.edit.drag import EDITORS
     from sdelab.plotting import machine
 
     print(f"# drag benchmark on {machine()}, torch {torch.__version__}; paper: ~{PAPER_SECONDS} s per edit")
-    print("| model | device | dtype | method | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | device | dtype | editor | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB | finite |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for config in configurations(args.quick):
         r = run_child("edit", config)
         if "error" in r:
-            print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | error: "
+            print(f"| {r['model']} | {r['device']} | {r['dtype']} | {EDITORS[r['sampler']]} | {r['lora']} | error: "
                   f"{r['error']} |")
             continue
-        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | {r['substeps']} | "
-              f"{r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} |", flush=True)
+        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {EDITORS[r['sampler']]} | {r['lora']} | "
+              f"{r['substeps']} | {r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['finite']} |",
+              flush=True)
     print("\n| model | device | dtype | " + " | ".join(f"chain eps {k} (s)" for k in STRATEGIES) + " | max abs diff |")
     print("|---|---|---|" + "---|" * (len(STRATEGIES) + 1))
-    for config in [c for c in configurations(True) if c["method"] == "sde"]:
+    for config in [c for c in configurations(True) if c["sampler"] == "cycle-sde" and "+" not in c["dtype"]]:
         r = run_child("noises", config)
         if "error" in r:
             print(f"| {r['model']} | {r['device']} | {r['dtype']} | error: {r['error']} |")

@@ -112,7 +112,7 @@ def digits_checks(n: int = 256, steps: int = 100) -> dict[str, tuple[float | str
     """The shipped digits DDPM on the device: sampling time and Cycle-SDE exactness (float32 asserted)."""
     from sdelab.data.digits import digits_dataset
     from sdelab.edit import roundtrip
-    from sdelab.models.digits import load_digits_model
+    from sdelab.models.pixel import load_digits_model
 
     model = load_digits_model(device=DEVICE)
     gen = torch.Generator(device=DEVICE).manual_seed(0)

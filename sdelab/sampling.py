@@ -1,6 +1,7 @@
 """Samplers over any eps model: the generalised DDIM step (Eq. 6), the forward chain (Eq. 7), the
 Cycle-SDE noises (Eq. 8), DDIM inversion, masked denoising, and the continuous-time reverse SDE
-(Eq. 4) and probability-flow ODE (Eq. 5).
+(Eq. 4) and probability-flow ODE (Eq. 5). Eq. 6's noise is a strategy passed to ``denoise``: fresh
+(``FreshNoise``, DDPM), stored (``StoredNoise``) or replayed from a stored chain (``CycleNoise``, Cycle-SDE).
 
 An eps model is any callable ``eps_model(x, t) -> eps`` with eps of x's shape; t is a 0-dim tensor
 of the schedule's time type. x may be points (n, d) or image latents (n, c, h, w), float32 or float64.
@@ -162,73 +163,147 @@ def forward_chain(schedule: VPSchedule, x, grid, *, generator=None, callback: Ca
     return chain[::-1]
 
 
+# ---- Eq. 6's noise w: fresh, stored, or replayed from a stored chain (Cycle-SDE) ------------------------------
+class Noise:
+    """Where Eq. 6's w comes from at each step of ``denoise`` (as k-diffusion passes a ``noise_sampler``).
+
+    ``noise(i, x, eps_extra)`` is w for the step grid[i] -> grid[i + 1] of x. A noise that needs eps of other
+    samples at grid[i] (Cycle-SDE's chain sample) names them in ``extra(i)``; ``denoise`` evaluates them in the
+    step's own eps call and passes their eps as ``eps_extra``. ``check(grid, x, eta)`` raises ValueError where the
+    noise cannot serve that run.
+    """
+
+    def check(self, grid: torch.Tensor, x: torch.Tensor, eta: float) -> None:
+        """ValueError where this noise cannot serve ``denoise`` on this grid, x and eta (default: it can)."""
+
+    def extra(self, i: int) -> torch.Tensor | None:
+        """Samples whose eps at grid[i] the noise of step i needs from the step's own eps call (default: none)."""
+        return None
+
+    def __call__(self, i: int, x: torch.Tensor, eps_extra: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FreshNoise(Noise):
+    """Fresh w ~ N(0, I) at every step, drawn from ``generator`` on x's device (DDPM: the SDE sampler)."""
+
+    def __init__(self, generator: torch.Generator | None = None):
+        self.generator = generator
+
+    def __call__(self, i, x, eps_extra=None):
+        return torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+
+
+class StoredNoise(Noise):
+    """Given noises, ``noises[i]`` at step i (e.g. Cycle-SDE's from ``cycle_sde_noises``, computed once for several
+    runs from one chain)."""
+
+    def __init__(self, noises: Sequence[torch.Tensor]):
+        self.noises = noises
+
+    def check(self, grid, x, eta):
+        if len(self.noises) != len(grid) - 1:
+            raise ValueError(f"noises must hold one tensor per step ({len(grid) - 1}), got {len(self.noises)}")
+
+    def __call__(self, i, x, eps_extra=None):
+        return self.noises[i]
+
+
+class CycleNoise(Noise):
+    """Cycle-SDE (Eq. 8) replayed from a stored forward chain: the w'_s of step i maps chain[i] onto chain[i + 1].
+
+    eps of chain[i] (x'_t) comes from the sampler's own eps call at that step, batched with x (``eps_model`` None:
+    the chain takes the backward pass's conditioning), or from ``eps_model`` (another conditioning, or the noises
+    computed ahead of the backward pass), ``batch_steps`` steps of the chain per call with one time per sample.
+    """
+
+    def __init__(self, schedule: VPSchedule, chain: Sequence[torch.Tensor], grid: torch.Tensor, *, eta: float = 1.0,
+                 eps_model: EpsModel | None = None, batch_steps: int = 1):
+        self.alpha, self.sigma = grid_levels(schedule, grid)
+        if len(chain) != len(grid):
+            raise ValueError(f"chain must hold one sample per grid time ({len(grid)}), got {len(chain)}")
+        if not isinstance(batch_steps, int) or batch_steps < 1:
+            raise ValueError(f"batch_steps must be an integer >= 1, got {batch_steps!r}")
+        self.chain, self.grid, self.eta, self.eps_model, self.batch_steps = chain, grid, eta, eps_model, batch_steps
+        self._eps: dict[int, torch.Tensor] = {}  # eps of the chain's current block of steps
+
+    def check(self, grid, x, eta):
+        if len(grid) != len(self.grid) or not torch.equal(grid, self.grid):
+            raise ValueError("grid must be the grid of the Cycle-SDE noise's chain")
+        if float(eta) != float(self.eta):
+            raise ValueError(f"eta must be the Cycle-SDE noise's eta {self.eta} (Eq. 8 solves Eq. 6 at it), got {eta}")
+
+    def extra(self, i):
+        return self.chain[i] if self.eps_model is None else None
+
+    def eps_chain(self, i: int) -> torch.Tensor:
+        """eps of chain[i] at grid[i] from the noise's own eps model, ``batch_steps`` steps per call."""
+        if i not in self._eps:
+            block = range(i, min(i + self.batch_steps, len(self.grid) - 1))
+            if len(block) == 1:
+                eps = [self.eps_model(self.chain[i], self.grid[i])]
+            else:  # (len(block) * n, ...) in one call, one time per sample
+                times = self.grid[i: block[-1] + 1].repeat_interleave(len(self.chain[i]))
+                eps = self.eps_model(torch.cat([self.chain[j] for j in block]), times).chunk(len(block))
+            self._eps = dict(zip(block, eps, strict=True))
+        return self._eps[i]
+
+    def __call__(self, i, x=None, eps_extra=None):
+        eps = self.eps_chain(i) if self.eps_model is not None else eps_extra
+        levels = (self.alpha[i], self.sigma[i], self.alpha[i + 1], self.sigma[i + 1])
+        return cycle_noise(self.chain[i], self.chain[i + 1], eps, *levels, self.eta)
+
+
 def cycle_sde_noises(eps_model: EpsModel, schedule: VPSchedule, chain: Sequence[torch.Tensor], grid, *,
                      eta: float = 1.0, batch_steps: int = 1, callback: Callback | None = None,
                      progress: bool = False) -> list[torch.Tensor]:
-    """Eq. 8 for every step of the grid: noises[i] maps chain[i] onto chain[i + 1] (eps on chain[i]).
+    """Eq. 8 for every step of the grid, ahead of the backward pass: the noises of ``CycleNoise``, as a list.
 
-    The chain's eps does not depend on the sample being denoised, so it can be computed before the backward
-    pass: ``batch_steps`` > 1 evaluates the chain samples of that many steps in one eps call, with one time per
-    sample (the eps model must accept t of shape (n,)). The callback's x is the noise of the step and x0_hat the
-    prediction from chain[i].
+    The chain's eps does not depend on the sample being denoised, so one list serves several backward passes
+    (``StoredNoise``). ``batch_steps`` > 1 evaluates the chain samples of that many steps in one eps call, with one
+    time per sample (the eps model must accept t of shape (n,)). The callback's x is the noise of the step and
+    x0_hat the prediction from chain[i].
     """
-    alpha, sigma = grid_levels(schedule, grid)
-    if len(chain) != len(grid):
-        raise ValueError(f"chain must hold one sample per grid time ({len(grid)}), got {len(chain)}")
-    if not isinstance(batch_steps, int) or batch_steps < 1:
-        raise ValueError(f"batch_steps must be an integer >= 1, got {batch_steps!r}")
-    steps, noises = len(grid) - 1, []
-    for start in tqdm(range(0, steps, batch_steps), disable=not progress, desc="Cycle-SDE noises"):
-        block = range(start, min(start + batch_steps, steps))
-        if len(block) == 1:
-            eps_block = [eps_model(chain[start], grid[start])]
-        else:  # (len(block) * n, ...) in one call, one time per sample
-            times = grid[start: block[-1] + 1].repeat_interleave(len(chain[start]))
-            eps_block = eps_model(torch.cat([chain[i] for i in block]), times).chunk(len(block))
-        for i, eps in zip(block, eps_block, strict=True):
-            noises.append(cycle_noise(chain[i], chain[i + 1], eps, alpha[i], sigma[i], alpha[i + 1], sigma[i + 1],
-                                      eta))
-            if callback is not None:
-                callback({"i": i, "t": grid[i + 1], "x": noises[-1], "x0_hat": predict_x0(chain[i], eps, alpha[i],
-                                                                                           sigma[i])})
+    noise = CycleNoise(schedule, chain, grid, eta=eta, eps_model=eps_model, batch_steps=batch_steps)
+    noises = []
+    for i in tqdm(range(len(grid) - 1), disable=not progress, desc="Cycle-SDE noises"):
+        noises.append(noise(i))
+        if callback is not None:
+            x0_hat = predict_x0(chain[i], noise.eps_chain(i), noise.alpha[i], noise.sigma[i])
+            callback({"i": i, "t": grid[i + 1], "x": noises[-1], "x0_hat": x0_hat})
     return noises
 
 
 def denoise(eps_model: EpsModel, schedule: VPSchedule, x, grid, *, eta: float = 0.0, generator=None,
-            noises: Sequence[torch.Tensor] | None = None, chain: Sequence[torch.Tensor] | None = None,
-            replay: bool = False, mask=None, callback: Callback | None = None,
-            progress: bool = False) -> torch.Tensor:
+            noise: Noise | None = None, mask=None, chain: Sequence[torch.Tensor] | None = None,
+            callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
     """Sample from grid[0] down to grid[-1] with Eq. 6 at the given eta; all samplers of the paper.
 
-    - ODE (DDIM): eta=0.  SDE (DDPM): eta=1, fresh noise from ``generator``.
-    - Given noises: ``noises[i]`` is used at step i (Cycle-SDE with noises from ``cycle_sde_noises``).
-    - Cycle-SDE, batched: ``replay=True`` with the stored ``chain`` (``forward_chain``); at each step
-      eps of x and of chain[i] come from one batched call and Eq. 8 gives the noise on the fly.
-    - Masked: with ``mask`` (bool, broadcastable to x; True = editable) and ``chain``, after every
-      step the entries outside the mask are replaced by the stored chain sample of the same level.
+    - ODE (DDIM): eta=0 (no noise).  SDE (DDPM): eta=1 and ``noise`` None: fresh noise from ``generator``.
+    - Cycle-SDE: eta=1 and ``noise=CycleNoise(schedule, chain, grid)``, the stored chain's Eq. 8 noises (or
+      ``StoredNoise(cycle_sde_noises(...))``, the same noises computed ahead).
+    - Masked: with ``mask`` (bool, broadcastable to x; True = editable) and ``chain`` (one sample per grid time),
+      after every step the entries outside the mask are replaced by the chain sample of the same level.
     Conditioning that changes per step (guidance, a LoRA scale) lives in the eps_model closure.
     """
     check_eta(eta)
     alpha, sigma = grid_levels(schedule, grid)
     n = len(grid) - 1
-    if noises is not None and len(noises) != n:
-        raise ValueError(f"noises must hold one tensor per step ({n}), got {len(noises)}")
-    if (replay or mask is not None) and (chain is None or len(chain) != n + 1):
-        raise ValueError(f"replay and mask need the stored chain with one sample per grid time ({n + 1})")
-    if replay and (eta == 0 or noises is not None):
-        raise ValueError("replay=True is Cycle-SDE: it needs eta > 0 and computes its own noises")
+    noise = FreshNoise(generator) if noise is None else noise
+    noise.check(grid, x, eta)
     if mask is not None:
+        if chain is None or len(chain) != n + 1:
+            raise ValueError(f"mask needs the chain to paste, with one sample per grid time ({n + 1})")
         mask = check_mask(mask, x)
     for i in tqdm(range(n), disable=not progress, desc=f"denoise eta={eta}"):
-        levels = (alpha[i], sigma[i], alpha[i + 1], sigma[i + 1])
-        if replay:
-            eps, eps_chain = eps_model(torch.cat([x, chain[i]]), grid[i]).chunk(2)
-            noise = cycle_noise(chain[i], chain[i + 1], eps_chain, *levels, eta)
-        else:
-            eps = eps_model(x, grid[i])
-            noise = None if noises is None else noises[i]
+        extra = noise.extra(i) if eta > 0 else None
+        if extra is None:
+            eps, eps_extra = eps_model(x, grid[i]), None
+        else:  # the noise's samples in the step's own call: (2n, ...)
+            eps, eps_extra = eps_model(torch.cat([x, extra]), grid[i]).chunk(2)
+        w = noise(i, x, eps_extra) if eta > 0 else None
         x0_hat = predict_x0(x, eps, alpha[i], sigma[i]) if callback is not None else None
-        x = ddim_step(x, eps, *levels, eta=eta, noise=noise, generator=generator)
+        x = ddim_step(x, eps, alpha[i], sigma[i], alpha[i + 1], sigma[i + 1], eta=eta, noise=w)
         if mask is not None:
             x = torch.where(mask, x, chain[i + 1])
         if callback is not None:

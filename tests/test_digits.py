@@ -1,20 +1,25 @@
 """The shipped digits DDPM: weights, the DiffusionModel interface, exact Cycle-SDE, sample quality, retraining."""
 
+import json
 import socket
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from sdelab.__main__ import main
 from sdelab.data.digits import digits_dataset
 from sdelab.eval.frechet import frechet_distance
 from sdelab.eval.judge import DigitsJudge
-from sdelab.models import DiffusionModel, DigitsDiffusion, load_digits_model
-from sdelab.models.digits import weights_path
+from sdelab.models import DiffusionModel, PixelDiffusion, load_digits_model, load_pixel_model
+from sdelab.models.pixel import CONFIG_NAME, shipped, weights_path
+from sdelab.recipes import RECIPES
 from sdelab.reproduce.quality import score
-from sdelab.sampling import denoise, forward_chain
-from sdelab.schedules import time_grid
-from sdelab.train_digits import main as train_main
+from sdelab.sampling import CycleNoise, denoise, forward_chain
+from sdelab.schedules import VPSchedule, time_grid
+from sdelab.train import initial_model
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def judge():
 
 
 def test_shipped_weights_are_small_and_load_offline(monkeypatch):
-    files = {p.name: p.stat().st_size for p in weights_path().iterdir()}
+    files = {p.name: p.stat().st_size for p in weights_path("digits").iterdir()}
     assert {"config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"} <= set(files)
     assert sum(files.values()) < 5e6
 
@@ -36,7 +41,52 @@ def test_shipped_weights_are_small_and_load_offline(monkeypatch):
         raise OSError("loading the shipped digits model must not touch the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    assert isinstance(load_digits_model(), DigitsDiffusion)
+    assert isinstance(load_digits_model(), PixelDiffusion)
+
+
+@pytest.mark.parametrize("name", ["digits", "digits_cond"])
+def test_shipped_weights_give_the_eps_recorded_before_the_pixel_family(name):
+    # sums of eps on fixed inputs in float64, recorded with the former digits-only model class (DigitsDiffusion)
+    recorded = {"digits": (None, 1.0, 121.2237764875469, 641.6067970314799),
+                "digits_cond": (["7", "", "2"], 2.5, 164.4396775779213, 700.3619565070837)}
+    prompt, guidance, total, absolute = recorded[name]
+    model = load_pixel_model(name, dtype=torch.float64)
+    assert set(shipped()) >= {"digits", "digits_cond"} and (weights_path(name) / CONFIG_NAME).is_file()
+    x = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0)).double()
+    t = torch.tensor(500) if prompt is None else 400
+    eps = model.eps(x, t, prompt, guidance)
+    assert eps.sum().item() == pytest.approx(total, abs=1e-9) and eps.abs().sum().item() == pytest.approx(absolute,
+                                                                                                           abs=1e-9)
+
+
+def test_a_pixel_model_is_weights_and_a_schedule(tmp_path, gen):
+    """Any pixel-space UNet2DModel: size, channels, classes and schedule come from the saved folder, not from code."""
+    from sdelab.models.pixel import build_scheduler, build_unet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = build_unet(32, 3, (8, 16, 16), classes=2)
+    rgb = PixelDiffusion(unet, build_scheduler("scaled_linear", 0.00085, 0.012), "rgb-test", ["disc", "square"])
+    rgb.save_pretrained(tmp_path)
+    loaded = load_pixel_model(tmp_path, dtype=torch.float64)
+    assert loaded.name == "rgb-test" and loaded.prompts == ("disc", "square") and loaded.conditional
+    assert loaded.latent_shape(2) == (2, 3, 32, 32) and loaded.image_channels == 3
+    assert torch.allclose(loaded.schedule.alphas_cumprod, VPSchedule.stable_diffusion().alphas_cumprod)
+    images = torch.rand(2, 3, 32, 32, generator=gen, dtype=torch.float64)
+    assert torch.equal(loaded.decode(loaded.encode(images)), images)
+    x = torch.randn(2, 3, 32, 32, generator=gen, dtype=torch.float64)
+    eps_c, eps_u = loaded.eps(x, 300, "disc"), loaded.eps(x, 300, None)
+    assert torch.allclose(loaded.eps(x, 300, "disc", 2.0), 2 * eps_c - eps_u, atol=1e-12)
+    with pytest.raises(ValueError, match="prompt must be one of the class prompts"):
+        loaded.eps(x, 300, "triangle")
+    with pytest.raises(ValueError, match="images must have shape"):
+        loaded.encode(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="prompts must name every class embedding"):
+        PixelDiffusion(unet, build_scheduler("linear", 1e-4, 0.02), "bad", ["disc"])
+    with pytest.raises(ValueError, match="name_or_path"):
+        load_pixel_model(tmp_path / "missing")
+    with pytest.raises(ValueError, match="beta_schedule"):
+        build_scheduler("cosine", 0.0, 1.0)
 
 
 def test_digits_dataset():
@@ -82,7 +132,8 @@ def test_cycle_sde_reconstructs_digits_exactly(model, gen):
     x0 = model.encode(digits_dataset(split="test")[:4])
     grid = time_grid(model.schedule, steps=20, t0=0.6)
     chain = forward_chain(model.schedule, x0, grid, generator=gen)
-    out = denoise(model.eps_model(), model.schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
+    out = denoise(model.eps_model(), model.schedule, chain[0], grid, eta=1.0,
+                  noise=CycleNoise(model.schedule, chain, grid))
     assert (out - x0).abs().max() <= 1e-5
 
 
@@ -108,11 +159,26 @@ def test_samples_look_like_digits(model, judge):
     assert got.fd_pca < 4.0 < ref.fd_pca
 
 
-def test_train_digits_tiny_run_loads(tmp_path):
-    out = tmp_path / "digits"
+def test_train_digits_tiny_run_loads_and_is_seeded(tmp_path):
     state = torch.random.get_rng_state()
-    assert train_main(["--out", str(out), "--steps", "2", "--batch-size", "4", "--channels", "8", "16"]) == 0
+    args = ["train", "digits", "--steps", "2", "--batch-size", "4", "--widths", "8", "16", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert torch.equal(torch.random.get_rng_state(), state)  # training seeds its own generators only
-    model = load_digits_model(out)
-    assert list(model.unet.config.block_out_channels) == [8, 16]
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "--out", str(tmp_path / "c"), "--seed", "1"]) == 0
+    a, b, c = (load_file(tmp_path / d / "diffusion_pytorch_model.safetensors") for d in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # one seed, one model
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    model = load_digits_model(tmp_path / "a")
+    assert list(model.unet.config.block_out_channels) == [8, 16] and model.name == "digits-ddpm"
     assert model.sample(2, steps=2, progress=False).shape == (2, 1, 16, 16)
+    log = json.loads((tmp_path / "a" / "training_log.json").read_text())
+    assert log["recipe"]["steps"] == 2 and log["recipe"]["beta_schedule"] == "linear" and log["seed"] == 0
+
+
+def test_a_recipe_sets_the_schedule_of_the_model_it_trains():
+    digits = initial_model(RECIPES["digits"])
+    assert torch.allclose(digits.schedule.alphas_cumprod, load_digits_model().schedule.alphas_cumprod)
+    sd_schedule = replace(RECIPES["digits"], beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    assert torch.allclose(initial_model(sd_schedule).schedule.alphas_cumprod,
+                          VPSchedule.stable_diffusion().alphas_cumprod)

@@ -5,11 +5,12 @@ import socket
 import pytest
 import torch
 
+from sdelab.__main__ import main
+from sdelab.data.digits import PROMPTS, SIZE
 from sdelab.eval.judge import DigitsJudge
-from sdelab.models import DigitsDiffusion, load_digits_model
-from sdelab.models.digits import NULL_CLASS, build_scheduler, build_unet, class_labels, weights_path
+from sdelab.models import PixelDiffusion, load_digits_model
+from sdelab.models.pixel import build_scheduler, build_unet, weights_path
 from sdelab.models.training import eps_mse_loss
-from sdelab.train_digits import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +22,22 @@ def cond():
 def random_cond():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        unet = build_unet((8, 16), conditional=True)
-    return DigitsDiffusion(unet, build_scheduler()).to(dtype=torch.float64)
+        unet = build_unet(SIZE, 1, (8, 16), classes=len(PROMPTS))
+    return PixelDiffusion(unet, build_scheduler("linear", 1e-4, 0.02), "random", PROMPTS).to(dtype=torch.float64)
 
 
-def test_prompts_are_class_labels():
+NULL_CLASS = 10  # the embedding after the ten digits' prompts
+
+
+def test_prompts_are_class_labels(random_cond):
+    class_labels = random_cond.class_labels
+    assert random_cond.null_class == NULL_CLASS
     assert class_labels("3", 2).tolist() == [3, 3]
     assert class_labels(None, 1).tolist() == [NULL_CLASS] and class_labels("", 1).tolist() == [NULL_CLASS]
     assert class_labels(["0", "", "9"], 3).tolist() == [0, NULL_CLASS, 9]
     assert class_labels(["1", "2"], 4).tolist() == [1, 2, 1, 2]  # stacked copies of the batch repeat the prompts
-    for bad in ("a three", "10", " 3", "-1"):
-        with pytest.raises(ValueError, match="prompt must be a digit"):
+    for bad in ("a three", "10", " 3", "-1", 3):
+        with pytest.raises(ValueError, match="prompt must be one of the class prompts"):
             class_labels(bad, 1)
     with pytest.raises(ValueError, match="prompt must be one prompt or a sequence"):
         class_labels(["1", "2", "3"], 4)
@@ -63,7 +69,7 @@ def test_network_eps_takes_one_prompt_per_sample_and_trains(random_cond, gen):
 
 def test_unknown_class_and_unconditional_prompt_raise(random_cond):
     x = torch.zeros(1, 1, 16, 16, dtype=torch.float64)
-    with pytest.raises(ValueError, match="prompt must be a digit"):
+    with pytest.raises(ValueError, match="prompt must be one of the class prompts"):
         random_cond.eps(x, 10, prompt="a seven")
     unconditional = load_digits_model()
     assert not unconditional.conditional and random_cond.conditional
@@ -72,7 +78,7 @@ def test_unknown_class_and_unconditional_prompt_raise(random_cond):
 
 
 def test_shipped_conditional_weights_load_offline(monkeypatch):
-    files = {p.name: p.stat().st_size for p in weights_path(conditional=True).iterdir()}
+    files = {p.name: p.stat().st_size for p in weights_path("digits_cond").iterdir()}
     assert {"config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"} <= set(files)
     assert sum(files.values()) < 5e6
 
@@ -97,14 +103,14 @@ def test_samples_are_judged_as_the_digit_asked_for(cond):
     assert judge.verdicts(null, asked)["as_asked"] <= 0.3
 
 
-def test_train_digits_conditional_tiny_run(tmp_path):
+def test_train_digits_conditional_tiny_run(tmp_path, capsys):
     out = tmp_path / "digits_cond"
     state = torch.random.get_rng_state()
-    assert train_main(["--conditional", "--out", str(out), "--steps", "2", "--batch-size", "8", "--channels", "8",
-                       "16"]) == 0
+    assert main(["train", "digits-cond", "--out", str(out), "--steps", "2", "--batch-size", "8", "--widths", "8",
+                 "16", "--quiet"]) == 0
     assert torch.equal(torch.random.get_rng_state(), state)
     model = load_digits_model(out)
-    assert model.conditional
+    assert model.conditional and model.prompts == PROMPTS and model.name == "digits-ddpm-cond"
     assert model.sample(2, steps=2, prompt="4", guidance=2.0, progress=False).shape == (2, 1, 16, 16)
-    with pytest.raises(ValueError, match="p_uncond"):
-        train_main(["--conditional", "--out", str(out), "--steps", "1", "--p-uncond", "1.5"])
+    assert main(["train", "digits-cond", "--out", str(out), "--steps", "1", "--p-uncond", "1.5", "--quiet"]) == 2
+    assert "p_uncond must lie in [0, 1)" in capsys.readouterr().err

@@ -14,10 +14,10 @@ from sdelab.data.digits import digits_dataset
 from sdelab.edit.drag import copy_paste, default_radius, drag_substeps, ode_drag, sde_drag
 from sdelab.edit.inversion import roundtrip
 from sdelab.models import load_digits_model, tiny_stable_diffusion
-from sdelab.models.base import linear_ramp
-from sdelab.models.images import model_image
+from sdelab.models.base import DiffusionModel, linear_ramp
+from sdelab.models.images import model_image, resize_image, scale_points, working_size
 from sdelab.models.lora import lora_layers
-from sdelab.schedules import time_grid
+from sdelab.schedules import VPSchedule, time_grid
 
 FAST = dict(steps=8, t0=0.4, progress=False)  # a short grid: the properties below hold on any grid
 
@@ -237,7 +237,7 @@ def test_cli_drags_a_digit_and_writes_image_and_gif(tmp_path, digit):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--source", "50,7", "--target", "9,7"], "source_points must lie inside"),
+    (["--source", "50,7", "--target", "9,7"], "source_points has the point (50, 7) outside"),
     (["--source", "5,7", "--source", "6,7", "--target", "9,7"], "pair up"),
     (["--source", "5,7", "--target", "9,7", "--prompt", "a three"], "prompt"),
 ])
@@ -253,3 +253,192 @@ def test_cli_rejects_a_malformed_point_with_status_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["drag", "x.png", "--source", "5;7", "--target", "9,7", "--out", "o.png"])
     assert exit_.value.code == 2 and "--source" in capsys.readouterr().err
+
+
+# ---- images of any size ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size, longer, multiple, expected", [
+    ((512, 512), 512, 8, (512, 512)), ((512, 768), 512, 8, (344, 512)), ((60, 80), 64, 8, (48, 64)),
+    ((72, 48), 64, 8, (64, 40)), ((64, 48), 64, 8, (64, 48)), ((10, 400), 64, 8, (8, 64)),
+    ((3000, 4000), 512, 8, (384, 512)), ((4032, 3024), 512, 8, (512, 384))])
+def test_working_size_keeps_the_aspect_ratio_on_multiples(size, longer, multiple, expected):
+    assert working_size(size, longer, multiple) == expected
+
+
+def test_resize_image_is_pils_bicubic_in_float_and_points_scale_alike():
+    image = torch.rand(1, 3, 48, 72, generator=torch.Generator().manual_seed(0))
+    small = resize_image(image, (64, 40))
+    plane = Image.fromarray(image[0, 1].numpy()).resize((40, 64), Image.Resampling.BICUBIC)
+    expected = torch.tensor(np.array(plane)).clamp(0, 1)
+    assert small.shape == (1, 3, 64, 40) and torch.allclose(small[0, 1], expected)
+    assert resize_image(image, (48, 72)) is image  # at its own size nothing moves
+    assert scale_points([(24, 36)], (48, 72), (64, 40)) == [(24 * 40 / 72, 36 * 64 / 48)]
+
+
+class _ZeroNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # the model's device and dtype come from the weights
+
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+class ZeroEps(DiffusionModel):
+    """A weightless RGB pixel model whose network predicts eps = 0 on SD's schedule: DDIM inversion and DDIM are then
+    exact inverses, so ODE-Drag returns the bare copy-paste, and a test can see where a window went."""
+
+    name, image_channels, pixels_per_latent = "zero-eps", 3, 1
+
+    def __init__(self):
+        self.schedule, self.unet = VPSchedule.stable_diffusion(), _ZeroNet()
+
+    def encode(self, images, generator=None):
+        return 2 * images - 1
+
+    def decode(self, x0):
+        return ((x0 + 1) / 2).clamp(0, 1)
+
+    def network(self, x, t, condition):
+        return self.unet(x)
+
+
+def test_a_phone_photo_is_dragged_at_the_working_size_and_comes_back_at_its_own_with_the_points_in_place():
+    H, W = 3000, 4000  # a 12-megapixel phone photo: dark, with one bright square at the source
+    photo = np.zeros((H, W, 3), dtype=np.uint8)
+    (sx, sy), (tx, ty) = (1000, 1500), (1400, 1100)  # 400 px right, 400 px up, in the photo's pixels
+    photo[sy - 40: sy + 40, sx - 40: sx + 40] = 255
+    res = ode_drag(ZeroEps(), Image.fromarray(photo), [(sx, sy)], [(tx, ty)], size=512, steps=4, t0=0.4, alpha=1.0,
+                   beta=1.0, radius=6, step_size=100.0, progress=False)  # one sub-step: the source window copied
+    assert res.image.size == (W, H) and res.settings["working_size"] == [384, 512]
+    out = np.asarray(res.image, dtype=np.float64).mean(-1) / 255
+    assert out[ty, tx] > 0.9 and out[sy, sx] > 0.9  # copied to the target, kept at the source (beta = 1)
+    assert out[ty + 300, tx - 300] < 0.05 and out[1000, 3000] < 0.05  # the rest stays dark
+    # the working-size points are the photo's scaled by 512 / 4000, floored to latent pixels (1 px per latent here)
+    assert res.substeps[0][0].tolist() == [[128, 192]] and res.substeps[0][1].tolist() == [[179, 140]]
+
+
+def test_without_a_size_the_image_is_dragged_as_it_is_and_must_fit_the_latent_grid(tiny):
+    odd = Image.fromarray(np.zeros((60, 70, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="multiples of 8; pass size"):
+        sde_drag(tiny, odd, [(8, 8)], [(20, 20)], prompt="a cat", **FAST)
+    res = sde_drag(tiny, odd, [(8, 8)], [(20, 20)], prompt="a cat", size=64, frames=False, **FAST)
+    assert res.image.size == (70, 60) and res.settings["working_size"] == [56, 64]
+
+
+@pytest.mark.parametrize("size", [0, -8, 500, 12.5, True])
+def test_a_bad_size_is_refused_naming_it(size, tiny, photo):
+    with pytest.raises(ValueError, match="size must be a positive"):
+        sde_drag(tiny, photo, [(8, 8)], [(20, 20)], prompt="a cat", size=size, **FAST)
+
+
+def test_the_default_radius_follows_the_longer_side(tiny):
+    portrait = Image.fromarray(np.zeros((512, 384, 3), dtype=np.uint8))  # fitted to 512: a 64 x 48 latent
+    res = sde_drag(tiny, portrait, [(100, 100)], [(110, 100)], prompt="a cat", frames=False, **FAST)
+    assert res.settings["latent_size"] == [64, 48] and res.settings["radius_used"] == 5  # the official 5, not 4
+
+
+def test_progress_counts_unet_steps_with_rate_and_time_left(tiny, photo, capsys):
+    for fn, per_step in ((sde_drag, 1), (ode_drag, 2)):
+        res = fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, steps=8, t0=0.4, progress=True)
+        total = res.settings["m"] * 8 * per_step
+        err = capsys.readouterr().err
+        assert res.unet_calls == total and "UNet steps: 100%" in err and f"{total}/{total}" in err and "step/s" in err
+
+
+# ---- LoRA in half precision --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny16():
+    return tiny_stable_diffusion(device=DEVICE, dtype=torch.float16)
+
+
+def test_lora_trains_in_float16_with_finite_falling_losses_and_a_finite_changed_edit(tiny16, photo):
+    from sdelab.models.lora import lora_finetuned
+    from sdelab.models.training import eps_mse_loss
+
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    x0 = tiny16.encode(photo, generator=gen)  # float32 latent of a float16 network
+    probe = torch.Generator().manual_seed(1)
+    t, noise = torch.randint(1000, (16,), generator=probe), torch.randn((16, *x0.shape[1:]), generator=probe)
+
+    def held_out_loss():  # eps-MSE at fixed (t, noise), as the network runs in the edit
+        with torch.no_grad(), torch.autocast(torch.device(DEVICE).type, dtype=torch.float16):
+            return eps_mse_loss(tiny16, x0.expand(16, -1, -1, -1), t, noise.to(DEVICE), "a cat").item()
+
+    before = held_out_loss()
+    with lora_finetuned(tiny16, x0, "a cat", steps=40, lr=1e-3, generator=gen, progress=False) as losses:
+        assert {p.dtype for n, p in tiny16.unet.named_parameters() if "lora_" in n} == {torch.float32}
+        after = held_out_loss()
+        adapted = sde_drag(tiny16, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
+    assert np.isfinite(losses).all() and np.mean(losses[-13:]) < np.mean(losses[:13]) and after < before
+    plain = sde_drag(tiny16, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
+    assert torch.isfinite(adapted.latent).all() and not torch.allclose(adapted.latent, plain.latent)
+    assert np.asarray(adapted.image).std() > 0  # not the all-black image of a NaN latent
+    assert not lora_layers(tiny16.unet)  # the block took the adapter off again
+
+
+def test_lora_steps_in_the_editor_train_in_float16_too(tiny16, photo):
+    res = sde_drag(tiny16, photo, [(8, 8)], [(40, 40)], prompt="a cat", lora_steps=3, frames=False, **FAST)
+    assert np.isfinite(res.lora_losses).all() and torch.isfinite(res.latent).all() and not lora_layers(tiny16.unet)
+
+
+def test_a_non_finite_loss_stops_the_training_with_an_error_and_removes_the_adapter(tiny16):
+    from sdelab.models.lora import train_lora
+
+    x0 = torch.full(tiny16.latent_shape(1), float("nan"))
+    with pytest.raises(FloatingPointError, match="LoRA training diverged at step 1: loss nan"):
+        train_lora(tiny16, x0, "a cat", steps=3, progress=False)
+    assert not lora_layers(tiny16.unet)
+
+
+def test_one_adapter_serves_both_editors_and_the_scale_ramp_is_applied(tiny, photo):
+    from sdelab.models.lora import lora_finetuned
+
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    x0 = tiny.encode(photo, generator=gen)
+    with lora_finetuned(tiny, x0, "a cat", steps=2, generator=gen, progress=False):
+        for layer in lora_layers(tiny.unet):  # B starts at zero: give the adapter an effect
+            torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.5)
+        runs = {fn.__name__: fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
+                for fn in (sde_drag, ode_drag)}
+        assert lora_layers(tiny.unet)  # the editors leave the caller's adapter on
+    for name, fn in (("sde_drag", sde_drag), ("ode_drag", ode_drag)):
+        plain = fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
+        assert not torch.allclose(runs[name].latent, plain.latent)
+
+
+def test_cli_drags_a_phone_photo_at_its_working_size_and_writes_it_back_at_its_own(tmp_path, capsys):
+    path, out = tmp_path / "phone.jpg", tmp_path / "out.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((3000, 4000, 3)) * 255).astype(np.uint8)).save(path, quality=80)
+    assert main(["drag", str(path), "--source", "1000,1500", "--target", "1400,1100", "--model", "tiny",
+                 "--size", "512", "--steps", "2", "--t0", "0.2", "--out", str(out)]) == 0
+    assert Image.open(out).size == (4000, 3000)
+    err = capsys.readouterr().err
+    assert "at 512 x 384 (input 4000 x 3000)" in err and "UNet steps: 100%" in err
+
+
+def test_cli_out_of_memory_ends_with_one_line_saying_what_to_lower(tmp_path, digit, capsys, monkeypatch):
+    import sdelab.edit.drag as drag_module
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(drag_module, "drag", out_of_memory)
+    path = tmp_path / "digit.png"
+    Image.fromarray((digit[0].numpy() * 255).astype(np.uint8)).save(path)
+    assert main(["drag", str(path), "--source", "5,7", "--target", "9,7", "--model", "digits", "--gif", "f.gif",
+                 "--out", str(tmp_path / "o.png")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "ran out of memory at --size 16: lower --size" in line and "drop --gif" in line
+
+
+def test_drag_cost_counts_the_unet_calls_the_drag_makes(tiny, photo):
+    from sdelab.edit.drag import DragSettings, drag_cost
+
+    for fn, name in ((sde_drag, "cycle-sde"), (ode_drag, "ode")):
+        settings = DragSettings(sampler=name, steps=8, t0=0.4)
+        cost = drag_cost(tiny, (64, 64), [(8, 8)], [(40, 40)], "a cat", settings)
+        res = fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
+        assert (cost["substeps"], cost["unet_calls"]) == (res.settings["m"], res.unet_calls)
+        per_call = cost["seconds_per_call"]
+        assert per_call > 0 and cost["seconds"] == pytest.approx(res.unet_calls * per_call)

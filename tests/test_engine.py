@@ -15,6 +15,7 @@ from sdelab.models.base import cosine_ramp, linear_ramp
 from sdelab.models.lora import lora_layers
 from sdelab.samplers import SAMPLERS
 from sdelab.sampling import (
+    CycleNoise,
     add_noise,
     cycle_sde_noises,
     ddim_invert,
@@ -55,8 +56,8 @@ def test_callbacks_receive_one_dict_with_the_step_and_its_prediction(sd_schedule
     grid = time_grid(sd_schedule, 6, 0.6)
     x0 = q.sample(50, gen)
     chain, up = _steps(lambda cb: forward_chain(sd_schedule, x0, grid, generator=gen, callback=cb))
-    down_out, down = _steps(lambda cb: denoise(eps, sd_schedule, chain[0], grid, eta=1.0, chain=chain, replay=True,
-                                               callback=cb))
+    down_out, down = _steps(lambda cb: denoise(eps, sd_schedule, chain[0], grid, eta=1.0,
+                                               noise=CycleNoise(sd_schedule, chain, grid), callback=cb))
     inverted, inv = _steps(lambda cb: ddim_invert(eps, sd_schedule, x0, grid, callback=cb))
     for steps in (up, down, inv):
         assert [set(s) for s in steps] == [{"i", "t", "x", "x0_hat"}] * 6
@@ -170,15 +171,17 @@ def test_eps_takes_one_time_and_guidance_per_sample():
     assert torch.allclose(together, one_by_one, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["tiny-sd", "digits"])
+@pytest.mark.parametrize("name", ["tiny-sd", "digits", "digits-cond"])
 def test_chain_noises_in_large_batches_give_the_same_reconstruction(name):
-    """Cycle-SDE's stored-chain eps computed k steps per call before the backward pass: the same output."""
+    """Cycle-SDE's stored-chain eps computed k steps per call before the backward pass: the same output, also
+    under a guidance ramp, where one call holds samples at k times and so k guidances (one per sample)."""
     from sdelab.edit.inversion import invert, reconstruct
 
     if name == "digits":
         model, prompt, guidance = load_digits_model(dtype=torch.float64), None, 1.0
     else:
-        model, prompt = tiny_stable_diffusion(dtype=torch.float64), "a cat"
+        model, prompt = ((load_digits_model(conditional=True, dtype=torch.float64), "3") if name == "digits-cond"
+                         else (tiny_stable_diffusion(dtype=torch.float64), "a cat"))
         guidance = linear_ramp(time_grid(model.schedule, 12, 0.6), 1.0, 3.0)
     x0 = torch.randn(model.latent_shape(2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     inv = invert(model, x0, 12, 0.6, prompt=prompt, guidance=guidance, generator=torch.Generator().manual_seed(1),

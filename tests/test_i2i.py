@@ -4,10 +4,10 @@ import pytest
 import torch
 from conftest import DEVICE
 
-from sdelab.data.digits import digits_dataset
+from sdelab.data.digits import PROMPTS, SIZE, digits_dataset
 from sdelab.edit.i2i import diffedit, diffedit_mask, edit_steps, sdedit, translate
 from sdelab.models import load_digits_model
-from sdelab.models.digits import DigitsDiffusion, build_scheduler, build_unet
+from sdelab.models.pixel import PixelDiffusion, build_scheduler, build_unet
 from sdelab.sampling import ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid
 
@@ -17,8 +17,8 @@ def cond():
     """A class-conditional digits model with random weights: the reductions hold for any eps."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        unet = build_unet((8, 16), conditional=True)
-    return DigitsDiffusion(unet, build_scheduler()).to(DEVICE, torch.float64)
+        unet = build_unet(SIZE, 1, (8, 16), classes=len(PROMPTS))
+    return PixelDiffusion(unet, build_scheduler("linear", 1e-4, 0.02), "random", PROMPTS).to(DEVICE, torch.float64)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_bad_input(cond, x0):
         diffedit(cond, x0, SOURCE, TARGET, t0=0.0, mask=torch.ones(4, 1, 16, 16, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask"):
         diffedit(cond, x0, SOURCE, TARGET, mask=torch.ones(4, 1, 8, 8, dtype=torch.bool))
-    with pytest.raises(ValueError, match="prompt must be a digit"):
+    with pytest.raises(ValueError, match="prompt must be one of the class prompts"):
         sdedit(cond, x0, ["3", "4", "x", "6"])
     with pytest.raises(ValueError, match="method must be one of"):
         translate(cond, x0, SOURCE, TARGET, method="ddim", t0=0.5)

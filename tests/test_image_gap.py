@@ -15,9 +15,9 @@ from sdelab.edit.drag import copy_paste
 from sdelab.eval.c2st import c2st
 from sdelab.eval.frechet import frechet_distance
 from sdelab.eval.judge import DigitsJudge
-from sdelab.models.digits import load_digits_model
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.image_gap import CURVES, EDITS, checkpoints, edit, features, gap, image_gap
-from sdelab.sampling import cycle_sde_noises, denoise, forward_chain
+from sdelab.sampling import CycleNoise, StoredNoise, cycle_sde_noises, denoise, forward_chain
 from sdelab.schedules import time_grid
 
 
@@ -80,8 +80,8 @@ def test_cycle_sde_noises_computed_once_are_the_replayed_ones():
     chain = forward_chain(model.schedule, x0, grid, generator=torch.Generator().manual_seed(0))
     start, eps = edit("contrast", chain[0]), model.eps_model()
     noises = cycle_sde_noises(eps, model.schedule, chain, grid)
-    once = denoise(eps, model.schedule, start, grid, eta=1.0, noises=noises)
-    replayed = denoise(eps, model.schedule, start, grid, eta=1.0, chain=chain, replay=True)
+    once = denoise(eps, model.schedule, start, grid, eta=1.0, noise=StoredNoise(noises))
+    replayed = denoise(eps, model.schedule, start, grid, eta=1.0, noise=CycleNoise(model.schedule, chain, grid))
     assert torch.allclose(once, replayed, atol=1e-5) and not torch.allclose(once, chain[-1], atol=1e-2)
 
 

@@ -9,6 +9,7 @@ from sdelab.data.digits import digits_dataset
 from sdelab.edit.inpaint import dpm_solver_pipeline, inpaint, inpaint_dpm_solver, inpaint_latents, known_region
 from sdelab.models import load_digits_model, tiny_stable_diffusion
 from sdelab.models.images import load_mask
+from sdelab.samplers import SAMPLERS
 from sdelab.schedules import time_grid
 
 
@@ -110,6 +111,7 @@ def test_the_papers_dpm_solver_path_runs(sd):
     for name, algorithm in (("ode", "dpmsolver++"), ("sde", "sde-dpmsolver++")):
         pipe = dpm_solver_pipeline(sd, name)
         assert pipe.scheduler.config.algorithm_type == algorithm and pipe.scheduler.config.solver_order == 1
+        assert dpm_solver_pipeline(sd, SAMPLERS[name]).scheduler.config.algorithm_type == algorithm  # or the Sampler
     ode = [inpaint_dpm_solver(sd, image, mask, "a cat", sampler="ode", steps=4, seed=s, progress=False)
            for s in (0, 0)]
     sde = [inpaint_dpm_solver(sd, image, mask, "a cat", sampler="sde", steps=4, seed=s, progress=False)

@@ -6,20 +6,21 @@ import torch
 from conftest import DEVICE
 
 from sdelab.edit import Inversion, cycle_noises, invert, reconstruct
-from sdelab.models import DiffusionModel, tiny_stable_diffusion
+from sdelab.models import DiffusionModel, load_digits_model, tiny_stable_diffusion
 from sdelab.models.base import linear_ramp
 from sdelab.models.images import load_mask
-from sdelab.sampling import cycle_sde_noises, denoise
+from sdelab.sampling import StoredNoise, cycle_sde_noises, denoise
 from sdelab.schedules import VPSchedule, time_grid
 
 
 class PixelToy(DiffusionModel):
-    """A weightless pixel-space model: a fixed non-linear eps that depends on t, the prompt and the guidance."""
+    """A weightless pixel-space model: a fixed non-linear network of t and the prompt, guided by DiffusionModel.eps."""
 
     name, conditional = "pixel-toy", True
 
     def __init__(self, dtype=torch.float64):
-        self.schedule, self.device, self.dtype = VPSchedule.stable_diffusion(), torch.device("cpu"), dtype
+        self.schedule = VPSchedule.stable_diffusion()
+        self.unet = torch.nn.Linear(1, 1, dtype=dtype)  # no part in eps: it gives the model's device and dtype
 
     def encode(self, images, generator=None):
         return 2 * images.to(self.dtype) - 1
@@ -27,23 +28,20 @@ class PixelToy(DiffusionModel):
     def decode(self, x0):
         return ((x0 + 1) / 2).clamp(0, 1)
 
-    def eps(self, x_t, t, prompt=None, guidance=1.0, lora_scale=None):
-        tt, shift = float(t) / 1000, len(prompt or "") / 10
-        return guidance * torch.tanh(1.7 * x_t + tt + shift) * torch.cos(3 * tt * x_t)
+    def condition(self, prompt, n):
+        return torch.full((n, 1, 1, 1), len(prompt or "") / 10, dtype=self.dtype)
+
+    def network(self, x, t, condition):
+        tt = t.to(x.dtype).reshape(-1, 1, 1, 1) / 1000  # (n, 1, 1, 1)
+        return torch.tanh(1.7 * x + tt + condition) * torch.cos(3 * tt * x)
 
     def latent_shape(self, n):
         return (n, 1, 8, 8)
 
 
-# ---- models: any DiffusionModel; the digits DDPM joins once its weights ship ----------------------------------
-def digits_model():
-    digits = pytest.importorskip("sdelab.models.digits")
-    if not (digits.weights_path() / "diffusion_pytorch_model.safetensors").is_file():
-        pytest.skip("the digits weights are not in the package yet")
-    return digits.load_digits_model(device=DEVICE)
-
-
-MODELS = {"pixel-toy": PixelToy, "tiny-sd": lambda: tiny_stable_diffusion(device=DEVICE), "digits": digits_model}
+# ---- models: any DiffusionModel ------------------------------------------------------------------------------
+MODELS = {"pixel-toy": PixelToy, "tiny-sd": lambda: tiny_stable_diffusion(device=DEVICE),
+          "digits": lambda: load_digits_model(device=DEVICE)}
 UNCONDITIONAL = {"digits"}  # models that take no prompt and guidance 1 only
 _cache = {}
 
@@ -115,7 +113,8 @@ def test_cycle_sde_with_another_backward_prompt_uses_the_inversions_noises():
     inv = invert(model, x0, steps=10, prompt="source", guidance=2.0, generator=torch.Generator().manual_seed(0),
                  progress=False)
     noises = cycle_sde_noises(model.eps_model("source", 2.0), model.schedule, inv.trajectory, inv.grid)
-    expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0, noises=noises)
+    expected = denoise(model.eps_model("target", 3.0), model.schedule, inv.x_t0, inv.grid, eta=1.0,
+                       noise=StoredNoise(noises))
     out = reconstruct(model, inv, prompt="target", guidance=3.0, progress=False)
     assert (out - expected).abs().max() <= 1e-12 and (out - x0).abs().max() > 1e-3
 

@@ -12,7 +12,7 @@ from PIL import Image
 from sdelab.models import StableDiffusion, load_stable_diffusion, load_stable_diffusion_or_tiny, tiny_stable_diffusion
 from sdelab.models import stable_diffusion as sd_module
 from sdelab.models.images import load_image, load_mask, to_image_tensor, to_pil
-from sdelab.sampling import denoise
+from sdelab.sampling import StoredNoise, denoise
 from sdelab.schedules import VPSchedule, time_grid
 
 
@@ -100,7 +100,7 @@ def test_sampler_matches_diffusers_ddim_on_sds_grid(eta, tiny):
     x_t0 = torch.randn(1, 4, 8, 8, generator=gen)
     noises = [torch.randn(1, 4, 8, 8, generator=gen) for _ in range(12)]
     eps_model = tiny.eps_model("a cat", guidance=2.0)
-    ours = denoise(eps_model, tiny.schedule, x_t0, grid, eta=eta, noises=noises if eta else None)
+    ours = denoise(eps_model, tiny.schedule, x_t0, grid, eta=eta, noise=StoredNoise(noises))
     x = x_t0
     for t, z in zip(grid[:-1], noises, strict=True):
         x = sched.step(eps_model(x, t), t, x, eta=eta, variance_noise=z if eta else None).prev_sample
@@ -134,19 +134,53 @@ def test_load_gives_clear_errors_for_bad_paths(tmp_path):
         load_stable_diffusion(tmp_path)
 
 
-def test_notebook_loader_falls_back_to_tiny_only_in_ci(monkeypatch):
+def test_the_loader_falls_back_to_tiny_only_when_asked(monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("hub unreachable")
 
     monkeypatch.setattr(sd_module, "load_stable_diffusion", offline)
-    monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(OSError, match="pass 'tiny'"):  # no silent random weights
+    monkeypatch.setenv("CI", "true")  # the environment no longer decides: no silent random weights
+    with pytest.raises(OSError, match="hub unreachable"):
         load_stable_diffusion_or_tiny("owner/model")
     assert load_stable_diffusion_or_tiny("tiny").name.startswith("tiny")
-    monkeypatch.setenv("CI", "true")
     with pytest.warns(UserWarning, match="RANDOM"):
-        model = load_stable_diffusion_or_tiny("owner/model")
+        model = load_stable_diffusion_or_tiny("owner/model", fallback_to_tiny=True)
     assert model.name.startswith("tiny") and model.random_weights
+
+
+def test_offline_a_model_not_in_the_cache_fails_at_once_naming_hf_download(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the loader touched the network although HF_HUB_OFFLINE is set")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # set after huggingface_hub was imported, as a notebook would
+    with pytest.raises(OSError, match=r"HF_HUB_OFFLINE is set.*`hf download owner/model`"):
+        load_stable_diffusion("owner/model")
+
+
+def test_a_v_prediction_model_is_refused_naming_it(tmp_path):
+    tiny_stable_diffusion().save_pretrained(tmp_path)
+    config = tmp_path / "scheduler" / "scheduler_config.json"
+    config.write_text(config.read_text().replace('"epsilon"', '"v_prediction"'))
+    with pytest.raises(ValueError, match=r"predicts 'v_prediction'.*eps-prediction models only"):
+        load_stable_diffusion(tmp_path)
+
+
+def test_half_precision_takes_the_fp16_variant_where_a_folder_has_it(tmp_path):
+    tiny_stable_diffusion(seed=0).save_pretrained(tmp_path)
+    other = tiny_stable_diffusion(seed=1)  # stands in for the fp16 files: other weights, so the test sees which
+    for name in ("unet", "vae", "text_encoder"):
+        getattr(other, name).half().save_pretrained(tmp_path / name, variant="fp16")
+    half = load_stable_diffusion(tmp_path, device="cpu", dtype=torch.float16)
+    full = load_stable_diffusion(tmp_path, device="cpu", dtype=torch.float32)
+    w = lambda m: next(m.unet.parameters())  # noqa: E731
+    assert torch.equal(w(half), w(other)) and torch.equal(w(full), w(tiny_stable_diffusion(seed=0)))
+    for f in tmp_path.glob("*/*.fp16.safetensors"):  # without the variant: the full weights, cast
+        f.unlink()
+    assert torch.equal(w(load_stable_diffusion(tmp_path, device="cpu", dtype=torch.float16)),
+                       w(tiny_stable_diffusion(seed=0)).half())
 
 
 def test_half_precision_networks_keep_float32_latents():

@@ -9,7 +9,7 @@ import torch
 from sdelab.__main__ import main
 from sdelab.data.digits import band_masks, drag_cases
 from sdelab.edit.drag import drag_substeps
-from sdelab.models.digits import load_digits_model
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.drag import _copy_paste_only, ink_transfer, mean_distance
 
 

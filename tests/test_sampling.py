@@ -5,6 +5,9 @@ from diffusers import DDIMScheduler
 from scipy import stats
 
 from sdelab.sampling import (
+    CycleNoise,
+    FreshNoise,
+    StoredNoise,
     cycle_noise,
     cycle_sde_noises,
     ddim_invert,
@@ -107,11 +110,11 @@ def test_cycle_sde_reconstructs_the_stored_chain_exactly(case, sd_schedule, gen)
     assert torch.equal(chain[-1], x0) and len(chain) == len(grid)
     noises = cycle_sde_noises(eps_model, sd_schedule, chain, grid)
     seen = []
-    out = denoise(eps_model, sd_schedule, chain[0], grid, eta=1.0, noises=noises,
+    out = denoise(eps_model, sd_schedule, chain[0], grid, eta=1.0, noise=StoredNoise(noises),
                   callback=lambda step: seen.append((chain[step["i"] + 1] - step["x"]).abs().max().item()))
     assert (out - x0).abs().max() <= 1e-10
     assert max(seen) <= 1e-10  # every intermediate state is the stored one
-    batched = denoise(eps_model, sd_schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
+    batched = denoise(eps_model, sd_schedule, chain[0], grid, eta=1.0, noise=CycleNoise(sd_schedule, chain, grid))
     assert (batched - x0).abs().max() <= 1e-10
 
 
@@ -120,7 +123,8 @@ def test_cycle_sde_in_float32_and_continuous_time(linear_schedule, gen):
     grid = time_grid(linear_schedule, steps=100, t0=0.6)
     x0 = q.sample(300, gen).float()
     chain = forward_chain(linear_schedule, x0, grid, generator=gen)
-    out = denoise(q.eps_model(linear_schedule), linear_schedule, chain[0], grid, eta=1.0, chain=chain, replay=True)
+    out = denoise(q.eps_model(linear_schedule), linear_schedule, chain[0], grid, eta=1.0,
+                  noise=CycleNoise(linear_schedule, chain, grid))
     assert out.dtype == torch.float32 and (out - x0).abs().max() <= 1e-4
 
 
@@ -251,9 +255,9 @@ def test_bad_arguments_raise(sd_schedule, gen):
         cycle_noise(x, x, x, 0.5, 0.86, 1.0, 0.0)
     grid = time_grid(sd_schedule, steps=5, t0=0.5)
     with pytest.raises(ValueError, match="noises"):
-        denoise(nonlinear_eps, sd_schedule, x, grid, eta=1.0, noises=[x])
+        denoise(nonlinear_eps, sd_schedule, x, grid, eta=1.0, noise=StoredNoise([x]))
     with pytest.raises(ValueError, match="chain"):
-        denoise(nonlinear_eps, sd_schedule, x, grid, eta=1.0, replay=True)
+        denoise(nonlinear_eps, sd_schedule, x, grid, eta=1.0, noise=CycleNoise(sd_schedule, [x], grid))
     with pytest.raises(ValueError, match="continuous"):
         probability_flow_heun(nonlinear_eps, sd_schedule, x, grid)
     with pytest.raises(ValueError, match="grid"):
@@ -276,3 +280,25 @@ def test_cosine_schedule_samples(gen):
                 eta=1.0, generator=gen)
     q_end = q.marginal(sched.alpha(grid[-1]), sched.sigma(grid[-1]))
     assert stats.kstest(x[:, 0].numpy(), gmm_cdf(q_end)).pvalue > 0.01
+
+
+def test_the_noise_is_a_strategy_checked_against_the_run(sd_schedule, gen):
+    grid = time_grid(sd_schedule, steps=5, t0=0.5)
+    chain = forward_chain(sd_schedule, torch.randn(3, 2, generator=gen, dtype=torch.float64), grid, generator=gen)
+    cycle = CycleNoise(sd_schedule, chain, grid)
+    with pytest.raises(ValueError, match="eta must be the Cycle-SDE noise's eta"):
+        denoise(nonlinear_eps, sd_schedule, chain[0], grid, eta=0.5, noise=cycle)
+    with pytest.raises(ValueError, match="grid must be the grid of the Cycle-SDE noise's chain"):
+        denoise(nonlinear_eps, sd_schedule, chain[1], grid[1:], eta=1.0, noise=cycle)
+    # fresh noise from the generator is the default; the ODE draws none
+    run = lambda **kw: denoise(nonlinear_eps, sd_schedule, chain[0], grid, **kw)  # noqa: E731
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(run(eta=1.0, generator=torch.Generator().manual_seed(3)), run(eta=1.0, noise=FreshNoise(g)))
+    state = g.get_state()
+    run(eta=0.0, noise=FreshNoise(g))
+    assert torch.equal(g.get_state(), state)
+    # Cycle-SDE's noise replayed on the fly is the one computed ahead, whichever eps call gives the chain's eps
+    ahead = StoredNoise(cycle_sde_noises(nonlinear_eps, sd_schedule, chain, grid))
+    own = CycleNoise(sd_schedule, chain, grid, eps_model=nonlinear_eps)
+    assert torch.equal(run(eta=1.0, noise=ahead), run(eta=1.0, noise=own))
+    assert (run(eta=1.0, noise=cycle) - chain[-1]).abs().max() <= 1e-10

@@ -7,9 +7,9 @@ schedule (by 1.5 in 1-D, by (1, 0) in 2-D), KL(p~_t0 || p_t0) ~ 0.3-0.7; the ban
 import pytest
 import torch
 
-from sdelab.samplers import SAMPLERS
+from sdelab.samplers import SAMPLERS, sampler_at
 from sdelab.toy.gmm import bimodal_1d, ring_2d
-from sdelab.toy.montecarlo import kl_curve, sampler_kwargs, sampler_name, sweep
+from sdelab.toy.montecarlo import kl_curve, sampler_kwargs, sweep
 from sdelab.toy.priors import mismatched_prior, shift
 
 SIZE = dict(n=3000, steps=30, t0=0.6, checkpoints=2)
@@ -104,8 +104,11 @@ def test_bad_edit_and_sweep_name_raise(sd_schedule):
 
 
 def test_sampler_names():
-    assert [sampler_name(0.0), sampler_name(1), sampler_name(0.25)] == ["ode", "sde", "eta=0.25"]
-    assert [sampler_name(1.0, cycle=True), sampler_name(0.5, cycle=True)] == ["cycle-sde", "cycle-sde eta=0.5"]
-    assert [sampler_name(**sampler_kwargs(name)) for name in SAMPLERS] == list(SAMPLERS)  # one vocabulary
+    name = lambda eta, cycle=False: sampler_at(eta, cycle).name  # noqa: E731
+    assert [name(0.0), name(1), name(0.25)] == ["ode", "sde", "eta=0.25"]
+    assert [name(1.0, cycle=True), name(0.5, cycle=True)] == ["cycle-sde", "cycle-sde eta=0.5"]
+    # one vocabulary
+    assert [sampler_at(kw["eta"], kw["cycle"]).name for kw in map(sampler_kwargs, SAMPLERS)] == list(SAMPLERS)
+    assert [sampler_at(0.0).label, sampler_at(0.5, True).label] == ["ODE", "Cycle-SDE eta = 0.5"]
     with pytest.raises(ValueError, match="sampler must be one of"):
         sampler_kwargs("ODE")

@@ -9,7 +9,7 @@
 
 Either may nest its sample folders in category folders; a sample's id is its folder relative to the root.
 Pickles are read by ``safe_unpickle``, which builds plain Python and numpy arrays only (a benchmark folder is
-untrusted input). ``fit`` brings a sample to a size a model takes, mapping points and mask alike.
+untrusted input).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import builtins
 import codecs
 import io
 import json
-import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from sdelab.inputs import check_points
 
 S_FILES = ("origin_image.png", "prompt.json", "mask.png")  # any of them marks a DragBench-S sample folder
 D_FILES = ("original_image.png", "meta_data.pkl")  # any of them marks a DragBench-D sample folder
@@ -116,26 +117,11 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _points(value, name: str, size: tuple[int, int]) -> list[tuple[float, float]]:
-    """A non-empty list of (x, y) pairs of finite numbers inside an image of size (height, width)."""
-    h, w = size
-    number = (int, float, np.integer, np.floating)
+    """A non-empty list of (x, y) pairs of finite numbers inside an image of size (height, width), else BadSample."""
     try:
-        pairs = [tuple(p) for p in value]
-        ok = not isinstance(value, str | bytes | dict) and all(
-            len(p) == 2 and all(isinstance(v, number) and not isinstance(v, bool) for v in p) for p in pairs)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise BadSample(f"{name} must be a list of (x, y) pairs of numbers, got {value!r}"[:200])
-    pairs = [(float(x), float(y)) for x, y in pairs]
-    if not pairs:
-        raise BadSample(f"{name} holds no point")
-    if not all(math.isfinite(v) for p in pairs for v in p):
-        raise BadSample(f"{name} must be finite numbers, got {pairs}")
-    outside = [p for p in pairs if not (0 <= p[0] < w and 0 <= p[1] < h)]
-    if outside:
-        raise BadSample(f"{name} {outside} lie outside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})")
-    return pairs
+        return check_points(value, name, size)
+    except ValueError as err:
+        raise BadSample(str(err)[:200]) from None
 
 
 def _mask_matches(mask: np.ndarray, size: tuple[int, int], what: str) -> np.ndarray:
@@ -240,37 +226,3 @@ def load_dragbench(root, layout: str | None = None) -> DragBench:
         except BadSample as err:
             skipped.append((sid, str(err)))
     return DragBench(root, layout, sorted(samples, key=lambda s: s.id), sorted(skipped))
-
-
-# ---- a size the model takes -----------------------------------------------------------------------------------
-def model_size(size: tuple[int, int], native: int, multiple: int) -> tuple[int, int]:
-    """(height, width) for a model: the longer side scaled to ``native`` pixels, the aspect ratio kept, each side
-    rounded to the nearest multiple of ``multiple`` (at least one multiple). 512 x 512 stays 512 x 512 for SD."""
-    h, w = size
-    if min(h, w) < 1 or native < multiple or multiple < 1:
-        raise ValueError(f"size must be positive and native >= multiple >= 1, got {size}, {native}, {multiple}")
-    scale = native / max(h, w)
-    return tuple(max(multiple, multiple * round(side * scale / multiple)) for side in (h, w))
-
-
-@dataclass
-class Fitted:
-    """A sample at a model's size: the image, the points mapped alike, the mask (L, 255 = editable) or None."""
-
-    image: Image.Image
-    sources: list[tuple[float, float]]
-    targets: list[tuple[float, float]]
-    mask: Image.Image | None
-    size: tuple[int, int]  # (height, width)
-
-
-def fit(sample: DragSample, size: tuple[int, int]) -> Fitted:
-    """The sample resized to size = (height, width): image bicubic, points scaled (x W'/W, y H'/H), mask nearest."""
-    (h, w), (H, W) = sample.size, size
-    image = sample.image()
-    scale = lambda pts: [(x * W / w, y * H / h) for x, y in pts]  # noqa: E731
-    mask = None if sample.mask is None else Image.fromarray(sample.mask.astype(np.uint8) * 255)
-    if (H, W) != (h, w):
-        image = image.resize((W, H), Image.Resampling.BICUBIC)
-        mask = None if mask is None else mask.resize((W, H), Image.Resampling.NEAREST)
-    return Fitted(image, scale(sample.sources), scale(sample.targets), mask, (H, W))

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sdelab.bench.data import model_size as fit_size
+from sdelab.inputs import check_points
 from sdelab.models.base import DiffusionModel
-from sdelab.models.images import load_image
+from sdelab.models.images import load_image, working_size
 from sdelab.sampling import add_noise
 
 DIFT_T = 261  # DragDiffusion's evaluation: t = 261, up-block 1, an ensemble of 8 noise draws
@@ -88,10 +88,9 @@ def match_points(source_features: torch.Tensor, output_features: torch.Tensor, h
     feature at the handle, both maps upsampled (bilinear) to size = (height, width) first, as DragDiffusion
     does. Handles index pixel (row, col) = (int(y), int(x)); ties go to the first position in row-major order."""
     h, w = size
-    rows = torch.tensor([int(y) for _, y in handles])
-    cols = torch.tensor([int(x) for x, _ in handles])
-    if len(rows) and not (rows.min() >= 0 and rows.max() < h and cols.min() >= 0 and cols.max() < w):
-        raise ValueError(f"handles must lie inside the {w}x{h} image, got {list(handles)}")
+    handles = check_points(handles, "handles", size, allow_empty=True)
+    rows = torch.tensor([int(y) for _, y in handles], dtype=torch.int64)
+    cols = torch.tensor([int(x) for x, _ in handles], dtype=torch.int64)
     dots = norms = vec_norms = 0
     for src, out in zip(_upsampled(source_features, size), _upsampled(output_features, size), strict=True):
         vecs = src[:, rows, cols]  # (chunk, k): the source features at the handles
@@ -114,16 +113,16 @@ def mean_distance(model: DiffusionModel, source: Image.Image, output: Image.Imag
     """DragDiffusion's Mean Distance, per point: the distance from where each handle went to its target.
 
     source, output: PIL images of one size (H, W) (resize the output first, as the original does); handles and
-    targets (x, y) in its pixels. Both images are brought to ``model_size`` (height, width; default: the size
-    ``sdelab.bench.data.model_size`` gives for this model) and the features back to (H, W). Average the list for
-    the sample's Mean Distance.
+    targets (x, y) in its pixels. Both images are brought to ``model_size`` (height, width; default: the working
+    size at the model's native size, ``sdelab.models.images.working_size``) and the features back to (H, W).
+    Average the list for the sample's Mean Distance.
     """
     if source.size != output.size:
         raise ValueError(f"source and output must have one size, got {source.size} and {output.size}")
     if len(handles) != len(targets):
         raise ValueError(f"handles and targets must pair up, got {len(handles)} and {len(targets)}")
     size = source.size[::-1]
-    model_size = model_size or fit_size(size, native_size(model), model.pixels_per_latent)
+    model_size = model_size or working_size(size, native_size(model), model.pixels_per_latent)
     if tuple(model_size) != size:
         source, output = (im.resize(model_size[::-1], Image.Resampling.BICUBIC) for im in (source, output))
     prompt = prompt if model.conditional else None

@@ -1,7 +1,8 @@
 """Run SDE-Drag or ODE-Drag over a DragBench folder: resumable, atomic, sharded across processes with accelerate.
 
 Layout of the output folder OUT:
-- ``OUT/<sample id>.png``: the output at the input's size (the drag runs at ``model_size``; bicubic back);
+- ``OUT/<sample id>.png``: the output at the input's size (the drag runs at the model's native size, the
+  longer side scaled to it, and comes back bicubic: ``sdelab.edit.drag``'s ``size``);
 - ``OUT/records/<sample id>.json``: the sample's row (seed, seconds, UNet calls, metrics) and its drag settings,
   written after the image: a sample is finished when its record exists;
 - ``OUT/settings.json``: the run's settings; a later run into OUT must have the same (it resumes that run);
@@ -28,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from sdelab.bench.data import DragBench, DragSample, fit, model_size
+from sdelab.bench.data import DragBench, DragSample
 from sdelab.bench.metrics import (
     DIFT_ENSEMBLE,
     DIFT_T,
@@ -39,8 +40,9 @@ from sdelab.bench.metrics import (
     psnr_outside,
     ssim_outside,
 )
-from sdelab.edit.drag import drag
+from sdelab.edit.drag import EDITORS, DragSettings, drag, drag_sampler
 from sdelab.models.base import DiffusionModel
+from sdelab.models.images import working_size
 
 COLUMNS = ("id", "seed", "seconds", "unet_calls", "substeps", "width", "height", "model_width", "model_height",
            "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
@@ -91,21 +93,21 @@ def sample_metrics(model: DiffusionModel, sample: DragSample, source: Image.Imag
 
 
 def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fidelity: ImageFidelity):
-    """Drag one sample at the model's size; returns (output image at the input's size, its record)."""
+    """Drag one sample at the model's native size; returns (output image at the input's size, its record)."""
     start = time.perf_counter()
     seed = sample_seed(settings["seed"], sample.id)
-    size = model_size(sample.size, native_size(model), model.pixels_per_latent)
-    fitted = fit(sample, size)
-    result = drag(model, fitted.image, fitted.sources, fitted.targets, fitted.mask, sample.prompt,
-                  method=settings["method"].removesuffix("-drag"), t0=settings["t0"], steps=settings["steps"],
-                  lora_steps=settings["lora_steps"], seed=seed, frames=False, progress=False)
+    mask = None if sample.mask is None else Image.fromarray(sample.mask.astype("uint8") * 255)
+    drag_settings = DragSettings(sampler=settings["sampler"], t0=settings["t0"], steps=settings["steps"],
+                                 lora_steps=settings["lora_steps"], size=native_size(model), seed=seed)
+    result = drag(model, sample.image(), sample.sources, sample.targets, mask, sample.prompt, drag_settings,
+                  frames=False, progress=False)
     h, w = sample.size
-    output = result.image if size == (h, w) else result.image.resize((w, h), Image.Resampling.BICUBIC)
-    metrics = sample_metrics(model, sample, sample.image(), output, size, seed, fidelity)
+    size = tuple(result.settings["working_size"])
+    metrics = sample_metrics(model, sample, sample.image(), result.image, size, seed, fidelity)
     row = dict(id=sample.id, seed=seed, unet_calls=result.unet_calls, substeps=result.settings["m"], width=w,
                height=h, model_width=size[1], model_height=size[0], points=len(sample.sources), **metrics)
     row["seconds"] = round(time.perf_counter() - start, 3)
-    return output, dict(row=row, drag=result.settings)
+    return result.image, dict(row=row, drag=result.settings)
 
 
 def _check_settings(out: Path, settings: dict, state) -> None:
@@ -147,10 +149,11 @@ def write_tables(out: Path, settings: dict, rows: list[dict], skipped: list, fai
     return results
 
 
-def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sde", steps: int = 120, t0: float = 0.6,
-              lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None, progress: bool = True,
-              log=print) -> dict | None:
-    """SDE-Drag (method "sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None) into OUT.
+def run_bench(model: DiffusionModel, bench: DragBench, out, *, sampler: str = "cycle-sde", steps: int = 120,
+              t0: float = 0.6, lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None,
+              progress: bool = True, log=print) -> dict | None:
+    """SDE-Drag (sampler "cycle-sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None)
+    into OUT.
 
     Finished samples (with a record) are skipped; the rest are shared among the processes of ``state`` (an
     accelerate PartialState; None: one process). Each output is measured at once (``sample_metrics``, the drag
@@ -159,13 +162,13 @@ def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sd
     """
     from accelerate import PartialState
 
-    if method not in ("sde", "ode"):
-        raise ValueError(f"method must be 'sde' or 'ode', got {method!r}")
+    chosen = drag_sampler(sampler)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be an integer >= 1 or None, got {limit!r}")
     state = state or PartialState()
     out = Path(out)
-    settings = dict(benchmark=bench.layout, method=f"{method}-drag", model=model.name, steps=steps, t0=t0,
+    settings = dict(benchmark=bench.layout, sampler=chosen.name, editor=EDITORS[chosen.name], model=model.name,
+                    steps=steps, t0=t0,
                     lora_steps=lora_steps, seed=seed, native_size=native_size(model),
                     dtype=str(model.dtype).removeprefix("torch."), feature_model=model.name, dift_t=DIFT_T,
                     dift_up_block=DIFT_UP_BLOCK, dift_ensemble=DIFT_ENSEMBLE)
@@ -186,7 +189,7 @@ def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sd
             f"{state.num_processes} process(es)")
     state.wait_for_everyone()  # every process has listed the unfinished samples before any writes a record
     with state.split_between_processes(todo) as mine:
-        bar = tqdm(mine, desc=settings["method"], unit="sample", disable=not (progress and state.is_main_process))
+        bar = tqdm(mine, desc=settings["editor"], unit="sample", disable=not (progress and state.is_main_process))
         for sample in bar:
             bar.set_postfix_str(sample.id)
             try:
@@ -255,7 +258,7 @@ def measure_outputs(model: DiffusionModel, bench: DragBench, outputs, *, seed: i
         if output.size != (w, h):
             output = output.resize((w, h), Image.Resampling.BILINEAR)
         start, sid_seed = time.perf_counter(), sample_seed(seed, sample.id)
-        size = model_size(sample.size, native_size(model), model.pixels_per_latent)
+        size = working_size(sample.size, native_size(model), model.pixels_per_latent)
         metrics = sample_metrics(model, sample, sample.image(), output, size, sid_seed, fidelity)
         rows.append(dict(id=sample.id, output=path.relative_to(outputs).as_posix(), seed=sid_seed, width=w, height=h,
                          model_width=size[1], model_height=size[0], points=len(sample.sources), **metrics,
@@ -272,7 +275,7 @@ def markdown(results: dict) -> str:
     """The summary as a small markdown table."""
     s, cfg = results["summary"], results["settings"]
     fmt = lambda v: "" if v is None else "inf" if v == math.inf else f"{v:.4g}"  # noqa: E731
-    head = "| method | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
-    line = (f"| {cfg.get('method', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
+    head = "| editor | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
+    line = (f"| {cfg.get('editor', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
             f"{fmt(s['image_fidelity'])} | {fmt(s['psnr_outside_mask'])} | {fmt(s['ssim_outside_mask'])} |")
     return "\n".join([head, "|---" * 7 + "|", line])

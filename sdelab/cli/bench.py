@@ -1,6 +1,6 @@
 """Run SDE-Drag or ODE-Drag over DragBench (either benchmark of that name), resumable, on one or many GPUs.
 
-    python -m sdelab bench --data DIR --method {sde-drag,ode-drag} [--model ID|PATH|tiny] [--steps N]
+    python -m sdelab bench --data DIR [--sampler {cycle-sde,ode}] [--model ID|PATH|tiny] [--steps N]
         [--t0 T] [--lora-steps N] [--seed S] [--limit K] [--device cpu] --out DIR
     accelerate launch --num_processes K -m sdelab bench ...      # K processes (GPUs) share the samples
 
@@ -21,14 +21,15 @@ import sys
 from sdelab.cli.args import non_negative_int, positive_int, unit_interval
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-METHODS = ("sde-drag", "ode-drag")
+SAMPLERS = ("cycle-sde", "ode")  # SDE-Drag, ODE-Drag (sdelab.edit.drag.EDITORS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", required=True, help="a DragBench folder (either layout; category folders allowed)")
-    parser.add_argument("--method", required=True, choices=METHODS, help="SDE-Drag (the paper's) or ODE-Drag")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="cycle-sde",
+                        help="cycle-sde: SDE-Drag, the paper's editor (default); ode: ODE-Drag, its baseline")
     parser.add_argument("--model", default=SD15, help=f"hub id, local folder or 'tiny' (default {SD15})")
     parser.add_argument("--steps", type=positive_int, default=120, help="steps from t0 to the data level (120)")
     parser.add_argument("--t0", type=unit_interval, default=0.6, help="start level, fraction of the diffusion (0.6)")
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_stable_diffusion_or_tiny(args.model, device=state.device)
         if getattr(model, "random_weights", False) and state.is_main_process:
             print(f"{model.name} has RANDOM weights: its outputs and metrics mean nothing", file=sys.stderr)
-        results = run_bench(model, bench, args.out, method=args.method.removesuffix("-drag"), steps=args.steps,
+        results = run_bench(model, bench, args.out, sampler=args.sampler, steps=args.steps,
                             t0=args.t0, lora_steps=args.lora_steps, seed=args.seed, limit=args.limit, state=state,
                             log=lambda m: print(m, file=sys.stderr))
     except (ValueError, OSError) as err:

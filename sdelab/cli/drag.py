@@ -1,13 +1,15 @@
 """Drag points of an image with SDE-Drag (or ODE-Drag with --ode), the paper's drag editor.
 
     python -m sdelab drag IMAGE --source X,Y [--source X,Y ...] --target X,Y [...] [--mask M.png] [--prompt P]
-        [--ode] [--model ID|PATH|tiny|digits] [--steps N] [--t0 T] [--lora-steps N] [--seed S] --out OUT.png
-        [--gif OUT.gif]
+        [--ode] [--model ID|PATH|tiny|digits] [--size PIXELS] [--steps N] [--t0 T] [--lora-steps N] [--seed S]
+        --out OUT.png [--gif OUT.gif]
 
-Points are (x, y) image pixels, sources and targets paired in order. The defaults are the official
-SDE-Drag code's (sdelab.edit.drag). --model tiny (a random-weight SD: its pictures mean nothing) and
---model digits (the shipped 16x16 digits model) run offline; a hub id or a local folder loads Stable
-Diffusion. Bad input exits with status 2 and one line saying what is wrong.
+Points are (x, y) pixels of IMAGE, sources and targets paired in order; the mask has IMAGE's size. An image of
+any size is dragged at a working size (--size: its longer side, by default the model's own, 512 for Stable
+Diffusion 1.5) and written back at its own size. The defaults are the official SDE-Drag code's
+(sdelab.edit.drag). A progress bar counts UNet steps. --model tiny (a random-weight SD: its pictures mean
+nothing) and --model digits (the shipped 16x16 digits model) run offline; a hub id or a local folder loads
+Stable Diffusion. Bad input exits with status 2 and one line saying what is wrong.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default="", help="text prompt (Stable Diffusion; default '')")
     parser.add_argument("--ode", action="store_true", help="ODE-Drag (DDIM inversion) instead of SDE-Drag")
     parser.add_argument("--model", default=SD15, help=f"hub id, local folder, 'tiny' or 'digits' (default {SD15})")
+    parser.add_argument("--size", type=non_negative_int,
+                        help="working size: the longer side in pixels, a multiple of 8 for Stable Diffusion (default: "
+                             "the model's own, 512 for SD 1.5); 0 drags at the image's own size")
     parser.add_argument("--steps", type=positive_int, default=120, help="steps from t0 to the data level (120)")
     parser.add_argument("--t0", type=unit_interval, default=0.6, help="start level, fraction of the diffusion (0.6)")
     parser.add_argument("--lora-steps", type=non_negative_int, default=0, help="LoRA fine-tuning steps (0: none)")
@@ -50,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_model(name: str):
     """'digits', 'tiny', or a Stable Diffusion hub id / local folder."""
     if name == "digits":
-        from sdelab.models.digits import load_digits_model
+        from sdelab.models.pixel import load_digits_model
 
         return load_digits_model()
     from sdelab.models.stable_diffusion import load_stable_diffusion_or_tiny
@@ -59,7 +64,10 @@ def load_model(name: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from sdelab.edit.drag import drag
+    import torch
+
+    from sdelab.bench.metrics import native_size
+    from sdelab.edit.drag import DragSettings, drag
 
     def fail(message: str) -> int:
         print(f"drag: error: {message}", file=sys.stderr)
@@ -69,16 +77,24 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model)
     except (ValueError, OSError) as err:
         return fail(str(err).splitlines()[0])
+    size = native_size(model) if args.size is None else args.size or None
     try:
-        result = drag(model, args.image, args.source, args.target, args.mask, args.prompt,
-                      method="ode" if args.ode else "sde", t0=args.t0, steps=args.steps,
-                      lora_steps=args.lora_steps, seed=args.seed, frames=args.gif is not None)
-    except (ValueError, FileNotFoundError) as err:
+        settings = DragSettings(sampler="ode" if args.ode else "cycle-sde", t0=args.t0, steps=args.steps, size=size,
+                                lora_steps=args.lora_steps, seed=args.seed)
+        result = drag(model, args.image, args.source, args.target, args.mask, args.prompt, settings,
+                      frames=args.gif is not None)
+    except torch.OutOfMemoryError:
+        lower = ["--size (e.g. 512, SD 1.5's own, or 384)"] + ["drop --gif"] * bool(args.gif) + \
+            ["--lora-steps 0"] * bool(args.lora_steps)
+        return fail(f"{model.device} ran out of memory at --size {size or 'as is'}: lower " + ", or ".join(lower))
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
         return fail(str(err))
     result.image.save(args.out)
     if args.gif:
         frames = result.frames
         frames[0].save(args.gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
-    print(f"{result.settings['method']}: {result.settings['m']} sub-steps, {result.unet_calls} UNet calls, "
-          f"{result.seconds:.1f} s -> {args.out}", file=sys.stderr)
+    s = result.settings
+    print(f"{s['editor']}: {s['m']} sub-steps at {s['working_size'][1]} x {s['working_size'][0]} (input "
+          f"{s['image_size'][1]} x {s['image_size'][0]}), {result.unet_calls} UNet calls, {result.seconds:.1f} s "
+          f"-> {args.out}", file=sys.stderr)
     return 0

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace):
     from sdelab.cli.reproduce import Report
-    from sdelab.models.digits import load_digits_model
+    from sdelab.models.pixel import load_digits_model
     from sdelab.reproduce.figures import samples_figure
     from sdelab.reproduce.quality import markdown, reproduce_quality
 

@@ -1,6 +1,7 @@
 """The digits data: scikit-learn's 8x8 digits at 16x16, and the edits the digits experiments make on them.
 
-- ``digits_dataset``: the images (ink = 1) with a fixed train / test split.
+- ``digits_dataset``: the images (ink = 1) with a fixed train / test split; ``train_batches`` draws training
+  batches from it (``python -m sdelab train digits``, ``sdelab.recipes``).
 - ``drag_cases`` and ``band_masks``: one drag per held-out digit and the band mask around it (``reproduce drag``).
 - ``stroke_masks``: free-form holes of a given area (``reproduce inpainting``; the paper's mask ratios 0.2, 0.4).
 """
@@ -15,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 SIZE = 16  # image side in pixels
+CHANNELS = 1  # grayscale
+PROMPTS = tuple(str(k) for k in range(10))  # the class-conditional model's prompt for each label: "0" .. "9"
 SPLITS = ("all", "train", "test")
 
 
@@ -42,6 +45,18 @@ def digits_dataset(size: int = SIZE, split: str = "all", return_labels: bool = F
     if return_labels:
         return images, torch.as_tensor(data.target[index], dtype=torch.int64)
     return images
+
+
+def train_batches():
+    """Training batches of the "train" split: ``draw(batch_size, generator)`` -> images (b, 1, 16, 16), labels (b,),
+    drawn uniformly with replacement on the CPU generator (the same data on every device for one seed)."""
+    images, labels = digits_dataset(split="train", return_labels=True)  # (1347, 1, 16, 16), (1347,)
+
+    def draw(batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(len(images), (batch_size,), generator=generator)  # (b,)
+        return images[index], labels[index]
+
+    return draw
 
 
 @dataclass

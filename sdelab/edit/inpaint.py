@@ -23,6 +23,8 @@ import torch
 
 from sdelab.models.base import DiffusionModel, PerStep
 from sdelab.models.images import image_mask, model_image
+from sdelab.samplers import SAMPLERS, Sampler
+from sdelab.samplers import sampler as named
 from sdelab.sampling import add_noise, check_eta, check_mask, denoise
 from sdelab.schedules import time_grid
 
@@ -83,17 +85,25 @@ def inpaint(model: DiffusionModel, image, mask, *, eta: float, steps: int = 50, 
 
 
 # ---- the paper's path on Stable Diffusion ------------------------------------------------------------------
-DPM_SOLVER = {"ode": "dpmsolver++", "sde": "sde-dpmsolver++"}
+DPM_SOLVER = {SAMPLERS["ode"]: "dpmsolver++", SAMPLERS["sde"]: "sde-dpmsolver++"}  # Sampler -> algorithm_type
 
 
-def dpm_solver_pipeline(model, name: str):
+def dpm_solver(name: str | Sampler) -> Sampler:
+    """The sampler (a name of ``sdelab.samplers`` or a Sampler) DPM-Solver++ has: ODE or SDE; ValueError otherwise."""
+    chosen = named(name)
+    if chosen not in DPM_SOLVER:
+        raise ValueError(f"sampler must be one of {[s.name for s in DPM_SOLVER]} for DPM-Solver++, got {chosen.name!r}")
+    return chosen
+
+
+def dpm_solver_pipeline(model, name: str | Sampler):
     """diffusers' StableDiffusionInpaintPipeline over the model's networks with DPMSolverMultistepScheduler of
-    order 1: ``dpmsolver++`` for the sampler name "ode", ``sde-dpmsolver++`` for "sde" (the paper's inpainting)."""
+    order 1: ``dpmsolver++`` for the ODE sampler ("ode"), ``sde-dpmsolver++`` for the SDE ("sde"), the paper's
+    inpainting."""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionInpaintPipeline
 
-    if name not in DPM_SOLVER:
-        raise ValueError(f"sampler must be one of {list(DPM_SOLVER)}, got {name!r}")
-    scheduler = DPMSolverMultistepScheduler.from_config(model.scheduler.config, algorithm_type=DPM_SOLVER[name],
+    algorithm = DPM_SOLVER[dpm_solver(name)]
+    scheduler = DPMSolverMultistepScheduler.from_config(model.scheduler.config, algorithm_type=algorithm,
                                                         solver_order=1)
     return StableDiffusionInpaintPipeline(vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer,
                                           unet=model.unet, scheduler=scheduler, safety_checker=None,
@@ -101,19 +111,18 @@ def dpm_solver_pipeline(model, name: str):
 
 
 @torch.no_grad()
-def inpaint_dpm_solver(model, image, mask, prompt: str = "", *, sampler: str = "sde", steps: int = 50,
+def inpaint_dpm_solver(model, image, mask, prompt: str = "", *, sampler: str | Sampler = "sde", steps: int = 50,
                        guidance: float = 7.5, seed: int = 0, progress: bool = True) -> torch.Tensor:
     """The paper's inpainting on Stable Diffusion: diffusers' pipeline with first-order DPM-Solver++ (ODE) or
     SDE-DPM-Solver++ (SDE). image: a path, PIL image or tensor (1, 3, H, W) in [0, 1], H and W multiples of 8;
     mask: white = to fill, at the image's size. Returns images (1, 3, H, W) in [0, 1] on the model's device."""
     if getattr(model, "vae", None) is None:
         raise ValueError(f"model must be a StableDiffusion (diffusers networks), got {type(model).__name__}")
-    if sampler not in DPM_SOLVER:
-        raise ValueError(f"sampler must be one of {list(DPM_SOLVER)}, got {sampler!r}")
+    chosen = dpm_solver(sampler)
     pixels = model_image(image, 3)
     size = tuple(pixels.shape[-2:])
     editable = image_mask(mask, size, size)  # checks the size; the pipeline resizes to the latent itself
-    pipe = dpm_solver_pipeline(model, sampler)
+    pipe = dpm_solver_pipeline(model, chosen)
     pipe.set_progress_bar_config(disable=not progress)
     gen = torch.Generator(device=model.device).manual_seed(seed)
     out = pipe(prompt=prompt, image=pixels, mask_image=editable[None, None].float(), height=size[0], width=size[1],

@@ -13,7 +13,7 @@ import torch
 
 from sdelab.models.base import DiffusionModel, PerStep
 from sdelab.samplers import SAMPLERS, sampler
-from sdelab.sampling import check_mask, cycle_sde_noises, ddim_invert, denoise, forward_chain
+from sdelab.sampling import CycleNoise, StoredNoise, cycle_sde_noises, ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid
 
 METHODS = tuple(SAMPLERS)  # "ode", "sde", "cycle-sde"
@@ -68,16 +68,6 @@ def invert(model: DiffusionModel, x0: torch.Tensor, steps: int = 120, t0: float 
     return Inversion(method, grid, trajectory, prompt, guidance, lora_scale)
 
 
-def _paired(eps_backward, eps_chain):
-    """eps for sampling.denoise's replay batch cat([x, chain[i]]) when the two halves need different conditioning."""
-
-    def eps_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x_current, x_chain = x.chunk(2)
-        return torch.cat([eps_backward(x_current, t), eps_chain(x_chain, t)])
-
-    return eps_model
-
-
 @torch.no_grad()
 def cycle_noises(model: DiffusionModel, inversion: Inversion, *, chain_batch: int = 1,
                  progress: bool = False) -> list[torch.Tensor]:
@@ -103,8 +93,9 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     Cycle-SDE's Eq. 8 noise takes eps of the stored chain sample under the inversion's conditioning: the
     same as the backward step unless changed here (image-to-image: the source prompt for the noises, the
     target prompt backwards). "sde" draws fresh noise from ``generator``.
-    chain_batch (Cycle-SDE): None evaluates the stored chain sample's eps in the backward step's own call; k
-    computes the Eq. 8 noises first, the chain samples of k steps per call (``cycle_sde_noises``); same result.
+    chain_batch (Cycle-SDE): None evaluates the stored chain sample's eps in the backward step's own call (under
+    another backward condition, in a call of its own); k evaluates the chain samples of k steps per call
+    (``CycleNoise``); same result.
     noises (Cycle-SDE): the Eq. 8 noises from ``cycle_noises(model, inversion)``, computed once for several
     reconstructions of one inversion (other targets or masks); the same result as computing them here.
     mask: bool, broadcastable to x_t0, True = editable; after every step the latent outside it is replaced
@@ -114,26 +105,23 @@ def reconstruct(model: DiffusionModel, inversion: Inversion, x_t0: torch.Tensor 
     x = inversion.x_t0 if x_t0 is None else x_t0
     if x.shape != inversion.x_t0.shape:
         raise ValueError(f"x_t0 must have the inversion's shape {tuple(inversion.x_t0.shape)}, got {tuple(x.shape)}")
-    if mask is not None:
-        mask = check_mask(mask, x)
-    prompt = inversion.prompt if prompt is None else prompt
-    guidance = inversion.guidance if guidance is None else guidance
-    eps_model = model.eps_model(prompt, guidance, inversion.lora_scale)
     chosen = sampler(inversion.method)
-    kwargs = dict(chain=inversion.trajectory, mask=mask, progress=progress)
     if noises is not None and (not chosen.replay or chain_batch is not None):
         raise ValueError(f"noises are Cycle-SDE's Eq. 8 noises, given instead of chain_batch; got them for method "
                          f"{inversion.method!r} with chain_batch={chain_batch!r}")
-    if not chosen.replay:
-        return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, generator=generator, **kwargs)
-    if chain_batch is not None:
-        noises = cycle_noises(model, inversion, chain_batch=chain_batch)
+    prompt = inversion.prompt if prompt is None else prompt
+    guidance = inversion.guidance if guidance is None else guidance
+    eps_model = model.eps_model(prompt, guidance, inversion.lora_scale)
+    noise = None  # "sde": fresh noise from the generator; "ode": none
     if noises is not None:
-        return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, noises=noises, **kwargs)
-    eps_chain = model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale)
-    if (prompt, guidance) != (inversion.prompt, inversion.guidance):
-        eps_model = _paired(eps_model, eps_chain)
-    return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, replay=True, **kwargs)
+        noise = StoredNoise(noises)
+    elif chosen.replay:  # Eq. 8 from the stored chain; its eps in each backward call when the conditioning is one
+        same = chain_batch is None and (prompt, guidance) == (inversion.prompt, inversion.guidance)
+        eps_chain = None if same else model.eps_model(inversion.prompt, inversion.guidance, inversion.lora_scale)
+        noise = CycleNoise(model.schedule, inversion.trajectory, inversion.grid, eta=chosen.eta, eps_model=eps_chain,
+                           batch_steps=chain_batch or 1)
+    return denoise(eps_model, model.schedule, x, inversion.grid, eta=chosen.eta, generator=generator, noise=noise,
+                   mask=mask, chain=inversion.trajectory, progress=progress)
 
 
 def roundtrip(model: DiffusionModel, x0: torch.Tensor, steps: int = 120, t0: float = 0.6, method: str = "cycle-sde",

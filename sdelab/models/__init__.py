@@ -8,8 +8,9 @@ _WHERE = {
     "load_stable_diffusion": "sdelab.models.stable_diffusion",
     "load_stable_diffusion_or_tiny": "sdelab.models.stable_diffusion",
     "tiny_stable_diffusion": "sdelab.models.stable_diffusion",
-    "DigitsDiffusion": "sdelab.models.digits",
-    "load_digits_model": "sdelab.models.digits",
+    "PixelDiffusion": "sdelab.models.pixel",
+    "load_pixel_model": "sdelab.models.pixel",
+    "load_digits_model": "sdelab.models.pixel",
 }
 __all__ = list(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -61,20 +61,33 @@ def cosine_ramp(grid: torch.Tensor, at_data: float, at_top: float) -> Callable[[
 
 
 class DiffusionModel:
-    """An eps-prediction image model with its VP schedule; subclasses implement encode/decode/eps/to.
+    """An eps-prediction image model with its VP schedule, classifier-free guidance written once.
 
     Images are float tensors (n, c, h, w) in [0, 1]; x0 is what the diffusion runs on (a scaled VAE
-    latent for latent models, the image itself for pixel models).
+    latent for latent models, the image itself for pixel models). A subclass implements encode/decode,
+    ``condition`` (the network's conditioning for a prompt, None for the null one) and ``network`` (one call
+    of the denoising network); ``eps`` adds guidance and the LoRA scale, and device and dtype are the UNet's.
     """
 
     name: str
     schedule: VPSchedule
-    device: torch.device  # where the networks run (an attribute or a property of the subclass)
-    dtype: torch.dtype  # the networks' dtype
-    unet: torch.nn.Module  # the denoising network (LoRA adapters attach here)
+    unet: torch.nn.Module  # the denoising network (LoRA adapters attach here); its weights give device and dtype
     conditional: bool = False  # takes a text / class prompt and classifier-free guidance
     pixels_per_latent: int = 1  # image pixels per latent pixel along each axis (8 for Stable Diffusion)
     image_channels: int = 3  # channels of the images encode takes and decode returns
+
+    def _weight(self) -> torch.Tensor:
+        return next(p for p in self.unet.parameters() if p.is_floating_point())
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks run: the UNet's device."""
+        return self._weight().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The networks' dtype: the UNet's."""
+        return self._weight().dtype
 
     @property
     def latent_dtype(self) -> torch.dtype:
@@ -82,8 +95,9 @@ class DiffusionModel:
         return self.dtype
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> DiffusionModel:
-        """Move / cast the networks in place and return the model."""
-        raise NotImplementedError
+        """Move / cast the UNet in place and return the model (models with more networks move them all)."""
+        self.unet.to(device=device, dtype=dtype)
+        return self
 
     def encode(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
         """images (n, c, H, W) in [0, 1] -> x0 (n, C, h, w)."""
@@ -93,21 +107,50 @@ class DiffusionModel:
         """x0 (n, C, h, w) -> images (n, c, H, W) in [0, 1]."""
         raise NotImplementedError
 
-    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0,
-            lora_scale: float | None = None) -> torch.Tensor:
-        """Noise prediction eps(x_t, t) under the given conditioning, shape of x_t.
+    def condition(self, prompt, n: int):
+        """The network's conditioning for n samples under ``prompt`` (None or "": the null conditioning), batch first
+        so that two concatenate; None for an unconditional network."""
+        return None
 
-        t: one time, or one per sample ((n,)); guidance likewise a number or (n,) values.
-        lora_scale: None runs the networks as they are; a number scales the LoRA adapter (which must be there).
-        """
+    def network(self, x: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
+        """One call of the denoising network: x (n, C, h, w) in the networks' dtype and device, t (n,), condition
+        from ``condition`` for n samples -> eps (n, C, h, w)."""
         raise NotImplementedError
 
-    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
+    @torch.no_grad()
+    def eps(self, x_t: torch.Tensor, t, prompt=None, guidance: float | torch.Tensor = 1.0,
+            lora_scale: float | None = None) -> torch.Tensor:
+        """Classifier-free guidance (Ho & Salimans 2022): eps = eps_u + guidance (eps_c - eps_u), shape of x_t.
+
+        eps_u (the null conditioning) and eps_c (``prompt``) come from one network call on the doubled batch;
+        guidance 1 runs the conditional branch alone. t: one time, or one per sample ((n,)); guidance likewise a
+        number or (n,) values. lora_scale: None runs the networks as they are; a number scales the LoRA adapter
+        (which must be there). x_t is cast to the networks' device and dtype; eps comes back in x_t's.
+        """
+        from sdelab.models.lora import lora_scaled  # sdelab.models.lora imports this module
+
+        self.check_conditioning(prompt, guidance)
+        x = x_t.to(self.device, self.dtype)  # (n, C, h, w)
+        n = len(x)
+        t = torch.as_tensor(t, device=self.device)
+        t = t.expand(n) if t.ndim == 0 else t  # (n,)
+        g = torch.as_tensor(guidance, dtype=x_t.dtype).to(x_t.device)  # () or (n,)
+        with lora_scaled(self.unet, lora_scale):
+            if bool((g == 1).all()):
+                return self.network(x, t, self.condition(prompt, n)).to(x_t.device, x_t.dtype)
+            both = torch.cat([self.condition(None, n), self.condition(prompt, n)])  # null first
+            eps = self.network(torch.cat([x, x]), torch.cat([t, t]), both)  # (2n, C, h, w)
+        eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)  # (n, C, h, w) each
+        return eps_u + g.reshape(g.shape + (1,) * (x_t.ndim - g.ndim)) * (eps_c - eps_u)
+
+    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt=None) -> torch.Tensor:
         """The network's own eps for one conditioning (no guidance), with gradients: what training fits.
 
-        x_t (n, C, h, w) in the networks' dtype and device, t (n,) integer timesteps.
+        x_t (n, C, h, w) in the networks' dtype and device, t (n,) integer timesteps; prompt one for all or, where
+        the model takes that, one per sample.
         """
-        raise NotImplementedError
+        self.check_conditioning(prompt, 1.0)
+        return self.network(x_t, t, self.condition(prompt, len(x_t)))
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
         """Shape of x0 for n samples at the model's native resolution."""

@@ -3,7 +3,8 @@
 Conventions (shared by the models and the editors):
 - grayscale images are replicated to 3 channels; RGBA (and LA, or palette images with transparency)
   are composited on a white background, so transparent pixels become white;
-- sizes are (height, width), like tensor shapes; nothing is resized unless a size is asked for;
+- sizes are (height, width), like tensor shapes; nothing is resized unless a size is asked for
+  (``working_size`` and ``resize_image`` bring an image to a working size, ``scale_points`` moves its points along);
 - masks: white (>= 128 after resizing to the latent size) = editable, as in the official SDE-Drag code
   (docs/conventions.md).
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from sdelab.inputs import as_picture, check_points
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -79,13 +82,9 @@ def to_image_tensor(images, multiple: int = 1) -> torch.Tensor:
 
 
 def load_image(image, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """A path or PIL image -> float32 (1, 3, H, W) in [0, 1], resized (bicubic) to size = (height, width) if given."""
-    if isinstance(image, str | Path):
-        image = Image.open(image)
-        image.load()
-    if not isinstance(image, Image.Image):
-        raise ValueError(f"image must be a path or a PIL image, got {type(image).__name__}")
-    image = _rgb(image)
+    """A path, PIL image or uint8 array (``sdelab.inputs.as_picture``) -> float32 (1, 3, H, W) in [0, 1], resized
+    (bicubic) to size = (height, width) if given."""
+    image = _rgb(as_picture(image))
     if size is not None:
         h, w = size
         image = image.resize((w, h), Image.Resampling.BICUBIC)
@@ -158,24 +157,10 @@ def image_mask(mask, image_size: tuple[int, int], latent_size: tuple[int, int]) 
 def latent_points(points, image_size: tuple[int, int], pixels_per_latent: int, name: str = "points") -> torch.Tensor:
     """(x, y) image-pixel points -> int64 (k, 2) latent (x, y) by floor division: the one place this happens.
 
-    Every point must be two finite numbers inside the image (0 <= x < width, 0 <= y < height); nothing is
-    clamped. ``name`` names the argument in the errors.
+    Every point must be two finite numbers inside the image (``sdelab.inputs.check_points``); nothing is clamped.
+    ``name`` names the argument in the errors.
     """
-    h, w = image_size
-    try:
-        p = torch.as_tensor(np.asarray(points, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a list of (x, y) pairs of numbers, got {points!r}") from None
-    if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"{name} must be a list of (x, y) pairs, got shape {tuple(p.shape)}")
-    if len(p) == 0:
-        raise ValueError(f"{name} must hold at least one point")
-    if not torch.isfinite(p).all():
-        raise ValueError(f"{name} must be finite numbers, got {p.tolist()}")
-    outside = (p[:, 0] < 0) | (p[:, 0] >= w) | (p[:, 1] < 0) | (p[:, 1] >= h)
-    if outside.any():
-        raise ValueError(f"{name} must lie inside the image: 0 <= x < {w}, 0 <= y < {h}; "
-                         f"got {p[outside].tolist()} (nothing is clamped)")
+    p = torch.tensor(check_points(points, name, image_size), dtype=torch.float64).reshape(-1, 2)  # (k, 2)
     return torch.div(p, pixels_per_latent, rounding_mode="floor").long()
 
 
@@ -185,10 +170,8 @@ def model_image(image, channels: int) -> torch.Tensor:
     image: a path, a PIL image, or a float array / tensor (c, H, W) or (1, c, H, W) in [0, 1] (a uint8
     array (H, W[, c]) too). Grayscale models get PIL images converted to "L"; RGB models get RGB.
     """
-    if isinstance(image, str | Path):
-        image = Image.open(image)
-        image.load()
-    if isinstance(image, Image.Image):
+    if isinstance(image, str | Path | Image.Image):
+        image = as_picture(image)
         if channels == 1:
             return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255)[None, None]
         return load_image(image)
@@ -207,3 +190,41 @@ def model_image(image, channels: int) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         return model_image(Image.fromarray(image), channels)
     raise ValueError(f"image must be a path, a PIL image, an array or a tensor, got {type(image).__name__}")
+
+
+# ---- a working size ----------------------------------------------------------------------------------------------
+def working_size(size: tuple[int, int], longer: int, multiple: int) -> tuple[int, int]:
+    """(height, width) of an image of ``size`` brought to a working size: the longer side ``longer`` pixels, the
+    aspect ratio kept, each side rounded to the nearest multiple of ``multiple`` (at least one multiple).
+
+    Stable Diffusion 1.5 works at ``longer`` = 512 with ``multiple`` = 8 (its VAE's factor): a 4000 x 3000 photo
+    becomes 512 x 384, and 512 x 512 stays as it is. ValueError naming ``size`` unless ``longer`` is a positive
+    multiple of ``multiple``.
+    """
+    h, w = (int(v) for v in size)
+    if min(h, w) < 1:
+        raise ValueError(f"the image's (height, width) must be positive, got {tuple(size)}")
+    if not isinstance(longer, int) or isinstance(longer, bool) or longer < multiple or longer % multiple:
+        raise ValueError(f"size must be a positive multiple of {multiple} pixels (the model's pixels per latent "
+                         f"pixel), got {longer!r}")
+    scale = longer / max(h, w)
+    return tuple(max(multiple, multiple * round(side * scale / multiple)) for side in (h, w))
+
+
+def resize_image(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """float (n, c, H, W) in [0, 1] -> (n, c, h, w) at size = (h, w): PIL's bicubic filter on each channel in
+    float ("F" mode, no uint8 rounding), clipped back to [0, 1]. The same tensor when it has that size already."""
+    h, w = (int(v) for v in size)
+    if tuple(images.shape[-2:]) == (h, w):
+        return images
+    planes = images.detach().float().cpu().reshape(-1, *images.shape[-2:]).numpy()  # (n c, H, W)
+    out = np.stack([np.asarray(Image.fromarray(p).resize((w, h), Image.Resampling.BICUBIC))
+                    for p in planes])
+    return torch.from_numpy(out).reshape(*images.shape[:-2], h, w).clamp(0, 1).to(images.dtype)
+
+
+def scale_points(points, size: tuple[int, int], new_size: tuple[int, int]) -> list[tuple[float, float]]:
+    """(x, y) pixels of an image of size = (H, W) -> the same places in it resized to new_size = (h, w):
+    (x w / W, y h / H)."""
+    (H, W), (h, w) = size, new_size
+    return [(x * w / W, y * h / H) for x, y in points]

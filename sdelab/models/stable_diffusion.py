@@ -16,7 +16,6 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import to_image_tensor
-from sdelab.models.lora import lora_scaled
 from sdelab.schedules import VPSchedule
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -25,7 +24,8 @@ CASTS = {torch.float16: "half", torch.bfloat16: "bfloat16", torch.float32: "floa
 
 
 class StableDiffusion(DiffusionModel):
-    """eps(x_t, t) of SD's UNet with classifier-free guidance; x0 = VAE posterior sample * scaling factor.
+    """eps(x_t, t) of SD's UNet under a text prompt (guidance: ``DiffusionModel.eps``); x0 = VAE posterior sample *
+    scaling factor.
 
     Latents the samplers work on are float32 when the networks run in half precision (Eq. 8 divides
     by rho_s, tiny at the last steps); ``eps`` casts its input to the networks' dtype and its output back.
@@ -45,14 +45,6 @@ class StableDiffusion(DiffusionModel):
         self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, 77, d) embedding, on device, in dtype
 
     conditional = True
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
 
     @property
     def latent_dtype(self) -> torch.dtype:
@@ -97,34 +89,13 @@ class StableDiffusion(DiffusionModel):
             self._text[prompt] = self.text_encoder(ids.to(self.device))[0].to(self.dtype)
         return self._text[prompt]
 
-    @torch.no_grad()
-    def eps(self, x_t: torch.Tensor, t, prompt: str | None = None, guidance: float = 1.0,
-            lora_scale: float | None = None) -> torch.Tensor:
-        """eps = eps_u + guidance (eps_c - eps_u), uncond prompt ""; one UNet call on the doubled batch.
+    def condition(self, prompt: str | None, n: int) -> torch.Tensor:
+        """The CLIP embedding of the prompt ("" for None, the unconditional prompt) for n samples: (n, 77, d)."""
+        return self.text_embedding("" if prompt is None else prompt).expand(n, -1, -1)
 
-        guidance = 1 runs the conditional branch only. lora_scale: the UNet's LoRA adapter at that scale for
-        this call (None: as it is). x_t (n, 4, h, w) of any n, cast to the networks' device and dtype; the
-        result comes back on x_t's device and dtype.
-        """
-        cond = self.text_embedding("" if prompt is None else prompt)
-        x = x_t.to(self.device, self.dtype)
-        t = torch.as_tensor(t, device=self.device)  # () or (n,)
-        g = torch.as_tensor(guidance, dtype=x_t.dtype).to(x_t.device)  # () or (n,)
-        n = len(x)
-        with lora_scaled(self.unet, lora_scale):
-            if bool((g == 1).all()):
-                eps = self.unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1)).sample
-                return eps.to(x_t.device, x_t.dtype)
-            text = torch.cat([self.text_embedding("").expand(n, -1, -1), cond.expand(n, -1, -1)])
-            t2 = torch.cat([t, t]) if t.ndim else t
-            eps = self.unet(torch.cat([x, x]), t2, encoder_hidden_states=text).sample  # (2n, 4, h, w): uncond, cond
-        eps_u, eps_c = eps.to(x_t.device, x_t.dtype).chunk(2)
-        return eps_u + g.reshape(g.shape + (1,) * (x_t.ndim - g.ndim)) * (eps_c - eps_u)
-
-    def network_eps(self, x_t: torch.Tensor, t: torch.Tensor, prompt: str | None = None) -> torch.Tensor:
-        """The UNet's eps under one prompt (no guidance), with gradients (LoRA training)."""
-        text = self.text_embedding("" if prompt is None else prompt)
-        return self.unet(x_t, t, encoder_hidden_states=text.expand(len(x_t), -1, -1)).sample
+    def network(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The UNet's eps for latents x (n, 4, h, w) at t (n,) under text states (n, 77, d)."""
+        return self.unet(x, t, encoder_hidden_states=condition).sample
 
     def latent_shape(self, n: int) -> tuple[int, ...]:
         size = self.unet.config.sample_size
@@ -142,6 +113,14 @@ class StableDiffusion(DiffusionModel):
 
 
 # ---- loading ---------------------------------------------------------------------------------------
+CONFIGS = ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
+           "scheduler/scheduler_config.json", "tokenizer/*")
+WEIGHTS = {None: ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
+                  "text_encoder/model.safetensors"),
+           "fp16": ("unet/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors",
+                    "text_encoder/model.fp16.safetensors")}  # the hub's half-size variant of the same weights
+
+
 def _source(model_id_or_path) -> str:
     """A local folder in the diffusers layout, or else a hub id 'owner/name'; a clear error otherwise."""
     text = str(model_id_or_path)
@@ -158,47 +137,90 @@ def _source(model_id_or_path) -> str:
     return text
 
 
+def _has(folder: Path, variant: str | None) -> bool:
+    return all((folder / f).is_file() for f in WEIGHTS[variant])
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as the environment says now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _download(repo_id: str, half: bool) -> Path:
+    """The hub model's configs and safetensors weights in the local cache (only what sdelab loads, not the repo's
+    checkpoints): the fp16 variant first when ``half`` (half the download), else or failing that the full weights.
+    The cache is tried first, without the network; offline, a model not in the cache fails at once."""
+    from huggingface_hub import snapshot_download
+
+    variants = ("fp16", None) if half else (None,)
+    for local_only in (True, False):
+        if not local_only and hub_offline():
+            break
+        for variant in variants:
+            try:
+                folder = Path(snapshot_download(repo_id, allow_patterns=[*CONFIGS, *WEIGHTS[variant]],
+                                                local_files_only=local_only))
+            except Exception as err:  # noqa: BLE001 - any hub failure: try the next way, then one clear error
+                last = err
+                continue
+            if _has(folder, variant):
+                return folder
+            last = FileNotFoundError(f"{repo_id} has no {variant or 'full'} safetensors weights for "
+                                     f"{', '.join(WEIGHTS[variant])}")
+    where = "it is not in the local cache and HF_HUB_OFFLINE is set" if hub_offline() else f"{last}"
+    raise OSError(f"could not load Stable Diffusion {repo_id!r}: {where}. Download it where the Hugging Face hub is "
+                  f"reachable (Colab, or `hf download {repo_id}`), or pass a local folder written by "
+                  "save_pretrained; 'tiny' is the random-weight test model")
+
+
 def load_stable_diffusion(model_id_or_path: str | Path = SD15, device=None,
                           dtype: torch.dtype | None = None) -> StableDiffusion:
     """Load SD (v1 family) from the hub or a local folder; safetensors only, no remote code.
 
-    device None -> cuda if available else cpu; dtype None -> float16 on CUDA, float32 elsewhere.
+    device None -> cuda if available else cpu; dtype None -> float16 on CUDA, float32 elsewhere (docs/conventions.md,
+    "Precision"). In half precision the fp16 variant of the weights is taken where it exists. Only eps-prediction
+    models are accepted (ValueError for v-prediction, such as SD 2.x at 768).
     """
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    half = dtype in (torch.float16, torch.bfloat16)
     source = _source(model_id_or_path)
+    folder = Path(source) if Path(source).exists() else _download(source, half)
+    variant = "fp16" if half and _has(folder, "fp16") else None
+    scheduler = DDIMScheduler.from_pretrained(folder, subfolder="scheduler")
+    if scheduler.config.prediction_type != "epsilon":
+        raise ValueError(f"model_id_or_path={str(model_id_or_path)!r} predicts {scheduler.config.prediction_type!r}; "
+                         "sdelab's samplers (Eq. 6) take eps-prediction models only (SD 1.x, SD 2.x-base)")
     try:
-        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, use_safetensors=True)
-        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, use_safetensors=True)
-        text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype,
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, variant=variant,
+                                                    use_safetensors=True)
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, variant=variant,
+                                            use_safetensors=True)
+        text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype, variant=variant,
                                                      use_safetensors=True)
-        tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
-        scheduler = DDIMScheduler.from_pretrained(source, subfolder="scheduler")
+        tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
     except OSError as err:
-        raise OSError(f"could not load Stable Diffusion from {source!r} ({err}). Offline, give a local folder "
-                      "written by save_pretrained, or use tiny_stable_diffusion() for a random test model") from err
+        raise OSError(f"could not load Stable Diffusion from {source!r} ({err}). Give a folder written by "
+                      "save_pretrained, or 'tiny' for the random-weight test model") from err
     return StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler, name=str(model_id_or_path)).to(device)
 
 
-def load_stable_diffusion_or_tiny(model_id_or_path: str | Path = SD15, device=None,
-                                  dtype: torch.dtype | None = None) -> StableDiffusion:
-    """The notebooks' loader: "tiny" -> ``tiny_stable_diffusion()``; else ``load_stable_diffusion``.
+def load_stable_diffusion_or_tiny(model_id_or_path: str | Path = SD15, device=None, dtype: torch.dtype | None = None,
+                                  fallback_to_tiny: bool = False) -> StableDiffusion:
+    """The notebooks' and the CLI's loader: "tiny" -> ``tiny_stable_diffusion()``; else ``load_stable_diffusion``.
 
-    Only where the ``CI`` environment variable is set (no hub there) does a failed load fall back to the tiny
-    RANDOM-weight model, with a warning; elsewhere the error says how to get the weights or ask for "tiny".
+    fallback_to_tiny (the notebooks pass it where the ``CI`` environment variable is set: no hub there): a failed
+    load falls back to the tiny RANDOM-weight model, with a warning; else the error says how to get the weights.
     """
     if str(model_id_or_path) == "tiny":
         return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
     try:
         return load_stable_diffusion(model_id_or_path, device, dtype)
     except OSError as err:
-        if os.environ.get("CI"):
-            warnings.warn(f"{err}\nCI is set: falling back to the tiny RANDOM-weight model; its pictures mean "
-                          "nothing.", stacklevel=2)
-            return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
-        raise OSError(f"{err}\nTo get the weights: run where the Hugging Face hub is reachable (Colab, or after "
-                      f"`huggingface-cli download {SD15}`), or pass a local folder written by save_pretrained. "
-                      "For the tiny random-weight test model, pass 'tiny'.") from err
+        if not fallback_to_tiny:
+            raise
+        warnings.warn(f"{err}\nFalling back to the tiny RANDOM-weight model; its pictures mean nothing.", stacklevel=2)
+        return tiny_stable_diffusion(device=device or "cpu", dtype=dtype or torch.float32)
 
 
 # ---- the tiny offline model ------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import CONFIDENT, DigitsJudge
 from sdelab.eval.tables import cell, label, markdown_table
-from sdelab.models.digits import load_digits_model
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 
 METHODS = ("input", "copy-paste", "ode-drag", "sde-drag")
@@ -140,7 +140,7 @@ def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | Non
     batched by their sub-step count."""
     steps = max(1, round(intervals * t0))
     out = {}
-    for method in ("ode", "sde"):
+    for method, sampler in (("ode-drag", "ode"), ("sde-drag", "cycle-sde")):
         result = torch.empty_like(x0)
         for m in sorted({len(s) for s in per_image}):
             idx = [i for i, s in enumerate(per_image) if len(s) == m]
@@ -149,10 +149,10 @@ def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | Non
             gen = torch.Generator(device=model.device).manual_seed(seed + m)
             # chain_batch=20: the chain's eps 20 steps per call, measured faster for this model on a CPU
             # (benchmarks/drag.py); the same result up to float rounding
-            result[idx] = drag_latents(model, x0[idx], substeps, method=method,
+            result[idx] = drag_latents(model, x0[idx], substeps, sampler=sampler,
                                        mask=None if mask is None else mask[idx], t0=t0, steps=steps, alpha=alpha,
                                        beta=beta, radius=r, generator=gen, chain_batch=20, progress=progress)
-        out[f"{method}-drag"] = model.decode(result)
+        out[method] = model.decode(result)
     return out
 
 

@@ -43,7 +43,7 @@ from sdelab.edit.inversion import cycle_noises, invert, reconstruct
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import DigitsJudge, flat
 from sdelab.eval.tables import cell, label, markdown_table
-from sdelab.models.digits import load_digits_model
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
 

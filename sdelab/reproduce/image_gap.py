@@ -14,7 +14,8 @@ Setup (``python -m sdelab reproduce image-gap``):
   each digit's whole 3-5 px drag (radius 2, alpha 1.1, beta 0.3; SDE-Drag cuts a drag into sub-steps, here one).
 - Chains from the same edited start x_t0 (the theorems' setting): ``ode`` (eta = 0), ``sde`` (eta = 1, fresh noise),
   ``cycle-sde`` (eta = 1 with the stored chain's Eq. 8 noises: ``cycle_sde_noises`` once for every edit, the noises
-  that ``denoise(..., chain=chain, replay=True)`` would compute on the fly at one more UNet pass per edit); and
+  that ``denoise(..., noise=CycleNoise(schedule, chain, grid))`` would compute on the fly at one more UNet pass per
+  edit); and
   ``ode-inversion``, what an ODE editor does in practice: DDIM inversion of the clean digits (``ddim_invert``), the
   same edit, eta = 0 back.
 - Statistics at every checkpoint t against a reference population: the 1347 training digits noised to t with
@@ -44,10 +45,10 @@ from sdelab.eval.bootstrap import Estimate, frechet_two_sample, mean_estimate
 from sdelab.eval.c2st import FOLDS, c2st
 from sdelab.eval.judge import DigitsJudge
 from sdelab.eval.tables import cell, markdown_table
-from sdelab.models.digits import DigitsDiffusion, load_digits_model
+from sdelab.models.pixel import PixelDiffusion, load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
-from sdelab.sampling import add_noise, cycle_sde_noises, ddim_invert, denoise, forward_chain
+from sdelab.sampling import StoredNoise, add_noise, cycle_sde_noises, ddim_invert, denoise, forward_chain
 from sdelab.schedules import time_grid
 
 EDITS = ("none", "contrast", "shift", "blur", "drag")
@@ -131,7 +132,7 @@ class Setup:
     """What every seed shares: the model, the grid, the held-out digits with their drags, the training digits
     (the reference), the judge (its features), and the DDIM inversion of the held-out digits (deterministic)."""
 
-    model: DigitsDiffusion
+    model: PixelDiffusion
     grid: torch.Tensor  # (steps + 1,) timesteps from t0 down to 0
     cases: DragCases
     x0: torch.Tensor  # (n, 1, 16, 16) held-out digits in [-1, 1]
@@ -167,7 +168,7 @@ def population_chains(s: Setup, edits, keep: list[int], seed: int, deterministic
         "ode": run_kept(eps_model, schedule, starts, grid, keep, eta=0.0, progress=progress),
         "sde": run_kept(eps_model, schedule, starts, grid, keep, eta=1.0, generator=fresh, progress=progress),
         "cycle-sde": run_kept(eps_model, schedule, starts, grid, keep, eta=1.0,
-                              noises=[w.repeat(k, 1, 1, 1) for w in noises], progress=progress),
+                              noise=StoredNoise([w.repeat(k, 1, 1, 1) for w in noises]), progress=progress),
     }
     out = {(curve, name): {i: x[j * n:(j + 1) * n] for i, x in kept.items()}
            for curve, kept in runs.items() for j, name in enumerate(edits)}

@@ -28,7 +28,7 @@ from sdelab.edit.inpaint import inpaint_latents
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import CONFIDENT, DigitsJudge, flat
 from sdelab.eval.tables import cell, label, markdown_table
-from sdelab.models.digits import load_digits_model
+from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
 from sdelab.schedules import time_grid

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from sdelab.samplers import sampler
-from sdelab.sampling import ddim_invert, denoise, forward_chain
+from sdelab.sampling import CycleNoise, ddim_invert, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.toy.gmm import GaussianMixture
 from sdelab.toy.modes import nearest_mode
@@ -55,9 +55,8 @@ def _pipeline(name: str, eps_model, schedule: VPSchedule, x0, grid, shift, moved
     else:
         trajectory = forward_chain(schedule, x0, grid, generator=generator)
     x_t0 = torch.where(moved[:, None], trajectory[0] + shift, trajectory[0])
-    chain = trajectory if chosen.replay else None
-    return x_t0, denoise(eps_model, schedule, x_t0, grid, eta=chosen.eta, generator=generator, chain=chain,
-                         replay=chosen.replay)
+    noise = CycleNoise(schedule, trajectory, grid, eta=chosen.eta) if chosen.replay else None
+    return x_t0, denoise(eps_model, schedule, x_t0, grid, eta=chosen.eta, generator=generator, noise=noise)
 
 
 def mode_drag(q0: GaussianMixture, schedule: VPSchedule, sampler_name: str, source: int, target: int, *,

@@ -10,7 +10,7 @@ steps, t0)``:
    replacement by samples of a mismatched prior (``lambda x, g: prior.sample(len(x), g)``), which
    forgets x'_t0. For ODE and SDE only the law p~_t0 of x~_t0 matters. For Cycle-SDE the edit also
    fixes the coupling: the backward pass starts from x~_t0 and replays the Eq. 8 noises of the
-   UNEDITED chain of x'_t0 (``denoise(..., chain=chain, replay=True)``), as SDE-Drag does.
+   UNEDITED chain of x'_t0 (``denoise(..., noise=CycleNoise(schedule, chain, grid))``), as SDE-Drag does.
 3. Denoise from x~_t0 with Eq. 6 at eta (ODE: eta = 0, SDE: eta = 1, Cycle-SDE: eta = 1 and replayed
    noises), keeping the samples at ``checkpoints`` grid times: these are samples of p~_t.
 4. Reference p_t: with ``reference="sampler"`` (the theorems' p_t), the same sampler run from an
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sdelab.samplers import SAMPLERS
-from sdelab.sampling import check_eta, denoise, forward_chain
+from sdelab.samplers import sampler, sampler_at
+from sdelab.sampling import CycleNoise, check_eta, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.toy.gmm import GaussianMixture
 from sdelab.toy.knn import knn_kl_bootstrap
@@ -46,24 +46,16 @@ Edit = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 def sampler_kwargs(name: str) -> dict:
     """kl_curve's keyword arguments for one of the paper's samplers ('ode', 'sde', 'cycle-sde')."""
-    if name not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
-    return dict(eta=SAMPLERS[name].eta, cycle=SAMPLERS[name].replay)
-
-
-def sampler_name(eta: float, cycle: bool = False) -> str:
-    """'ode' (eta = 0), 'sde' (eta = 1), 'cycle-sde', or 'eta=0.5' / 'cycle-sde eta=0.5' in between."""
-    for s in SAMPLERS.values():
-        if (s.eta, s.replay) == (float(eta), cycle):
-            return s.name
-    return f"cycle-sde eta={eta:g}" if cycle else f"eta={eta:g}"
+    chosen = sampler(name)
+    return dict(eta=chosen.eta, cycle=chosen.replay)
 
 
 @dataclass
 class KLCurve:
     """KL(p~_t || p_t) with its band at the checkpoint times of one run, and the samples there."""
 
-    sampler: str
+    sampler: str  # the name of ``sdelab.samplers.sampler_at(eta, cycle)``
+    label: str  # its label, for figures and tables
     eta: float
     steps: int
     t0: float
@@ -95,8 +87,8 @@ def _run(eps_model, schedule, x, grid, eta, keep, generator, chain=None) -> list
         if step["i"] + 1 in keep:
             kept[step["i"] + 1] = step["x"]
 
-    denoise(eps_model, schedule, x, grid, eta=eta, generator=generator, chain=chain, replay=chain is not None,
-            callback=callback)
+    noise = None if chain is None else CycleNoise(schedule, chain, grid, eta=eta)
+    denoise(eps_model, schedule, x, grid, eta=eta, generator=generator, noise=noise, callback=callback)
     return [kept[i] for i in keep]
 
 
@@ -140,7 +132,8 @@ def kl_curve(q0: GaussianMixture, schedule: VPSchedule, edit: Edit, *, generator
 
     bands = np.array([knn_kl_bootstrap(a, b, k=k, n_boot=n_boot, level=level, seed=rng)
                       for a, b in zip(edited, ref, strict=True)])
-    return KLCurve(sampler_name(eta, cycle), float(eta), steps, t0, grid[keep], *bands.T, edited, ref)
+    chosen = sampler_at(eta, cycle)
+    return KLCurve(chosen.name, chosen.label, float(eta), steps, t0, grid[keep], *bands.T, edited, ref)
 
 
 def sweep(q0: GaussianMixture, schedule: VPSchedule, edit: Edit, name: str, values: Sequence, *, seed: int = 0,
