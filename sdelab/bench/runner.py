@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 import zlib
 from pathlib import Path
@@ -30,6 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sdelab.bench.data import DragBench, DragSample
+from sdelab.bench.files import atomic_write, json_bytes, png_bytes
 from sdelab.bench.metrics import (
     DIFT_ENSEMBLE,
     DIFT_T,
@@ -52,27 +52,6 @@ METRICS = ("mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside
 def sample_seed(base_seed: int, sample_id: str) -> int:
     """The seed of one sample: CRC-32 of "<base seed>/<sample id>" (stable across runs, machines and Python)."""
     return zlib.crc32(f"{base_seed}/{sample_id}".encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=1) + "\n").encode()
 
 
 def output_path(out: Path, sample_id: str) -> Path:
