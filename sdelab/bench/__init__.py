@@ -8,6 +8,7 @@ _WHERE = {
     "load_dragbench": "sdelab.bench.data",
     "safe_unpickle": "sdelab.bench.data",
     "write_examples": "sdelab.bench.examples",
+    "write_shapes_bench": "sdelab.bench.shapes_set",
     "run_bench": "sdelab.bench.runner",
     "measure_outputs": "sdelab.bench.runner",
     "sample_seed": "sdelab.bench.runner",
