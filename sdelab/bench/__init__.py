@@ -1,4 +1,5 @@
-"""DragBench (both benchmarks of that name): loaders, a resumable sharded runner and the metrics."""
+"""DragBench (both benchmarks of that name): loaders, a resumable sharded runner and the metrics; a shapes set with
+ground truth and the measures against it."""
 
 from sdelab._lazy import lazy_exports
 
@@ -13,6 +14,8 @@ _WHERE = {
     "measure_outputs": "sdelab.bench.runner",
     "sample_seed": "sdelab.bench.runner",
     "mean_distance": "sdelab.bench.metrics",
+    "truth_metrics": "sdelab.bench.truth",
+    "agreement": "sdelab.bench.truth",
 }
 __all__ = list(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
