@@ -18,7 +18,7 @@ from sdelab.bench.data import load_dragbench
 from sdelab.bench.metrics import latent_features, mean_distance
 from sdelab.bench.runner import measure_outputs
 from sdelab.bench.shapes_set import BAND_MARGIN, write_shapes_bench
-from sdelab.bench.truth import agreement, psnr, truth_metrics
+from sdelab.bench.truth import agreement, truth_metrics
 from sdelab.cli.models import load_model
 from sdelab.data.shapes import Scene, Shape, drag_cases, render
 from sdelab.models.pixel import PixelDiffusion, build_scheduler, build_unet, shipped
@@ -37,6 +37,11 @@ def random_pixel_model(widths=(16, 32)) -> PixelDiffusion:
 def pil(image: torch.Tensor) -> Image.Image:
     """(3, S, S) in [0, 1] -> RGB PIL, as the set writes it."""
     return Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    mse = ((np.asarray(a, float) - np.asarray(b, float)) ** 2).mean()
+    return 10 * math.log10(255**2 / mse)
 
 
 def tree(root: Path) -> dict[str, bytes]:

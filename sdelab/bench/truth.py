@@ -9,7 +9,8 @@ each target, the dragged object, known by its colour. Then, for the output:
   (None where the output has no such object: the object was lost), averaged over the sample's points;
 - success: every point's error <= SUCCESS_PX, the object's kind and colour kept, and the output a valid scene;
 - valid: the judge's verdict on the output (a clean scene explains it: no ghost, smear or half object);
-- PSNR to the truth (dB, peak 255) over the whole image, for any set with a ``gt_image.png``.
+- PSNR to the truth (dB, peak 255) over the whole image (``psnr_outside`` with nothing editable), for any set
+  with a ``gt_image.png``.
 
 ``agreement`` is the Spearman rank correlation of per-sample Mean Distance with the drag error (scipy's
 ``spearmanr``, with its two-sided p-value) over the samples that have both.
@@ -22,6 +23,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from sdelab.bench.metrics import psnr_outside
 from sdelab.data.shapes import Shape, parse
 
 SUCCESS_PX = 1.0  # a drag succeeds when the object's centre lands within this of the target (and more, above)
@@ -32,15 +34,6 @@ TRUTH_KEYS = ("drag_error", "success", "valid", "psnr_truth")
 def _pixels(image: Image.Image) -> np.ndarray:
     """(3, H, W) float64 in [0, 1] of a PIL image."""
     return np.asarray(image.convert("RGB"), dtype=np.float64).transpose(2, 0, 1) / 255
-
-
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    """PSNR (dB, peak 255) of two images of one size over all pixels; inf for identical pixels."""
-    x, y = (np.asarray(im.convert("RGB"), dtype=np.float64) for im in (a, b))
-    if x.shape != y.shape:
-        raise ValueError(f"images must have one size, got {a.size} and {b.size}")
-    mse = float(((x - y) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def dragged_objects(truth: Image.Image, targets) -> list[Shape] | None:
@@ -64,7 +57,8 @@ def truth_metrics(output: Image.Image, truth: Image.Image, targets) -> dict:
     """The ground-truth measures of one output against its truth (both PIL images of one size) for the drag's
     targets (x, y): {"drag_error", "success", "valid", "psnr_truth"}; the first three None where the truth is no
     shapes scene with the dragged objects at the targets (``dragged_objects``)."""
-    out = dict.fromkeys(TRUTH_KEYS) | dict(psnr_truth=psnr(output, truth))
+    everywhere = np.zeros(truth.size[::-1], dtype=bool)  # nothing editable: the PSNR over every pixel
+    out = dict.fromkeys(TRUTH_KEYS) | dict(psnr_truth=psnr_outside(truth, output, everywhere))
     objects = dragged_objects(truth, targets)
     if objects is None:
         return out
