@@ -194,6 +194,9 @@ def test_mean_distance_on_a_pixel_model_scores_an_unedited_output_as_the_drag_le
                                                                                                          target))]
     with pytest.raises(ValueError, match="prompt must be None or ''"):
         model.eps(torch.zeros(1, 3, 32, 32), 10, prompt="a disc")  # no text conditioning for an unconditional model
+    gray = PixelDiffusion(build_unet(32, 1, (16, 32)), model.scheduler, "gray")  # a one-channel model, as the digits
+    assert mean_distance(gray, image, image.copy(), [source], [target], "") == [pytest.approx(math.dist(source,
+                                                                                                        target))]
 
 
 def test_measured_on_its_inputs_and_truths_the_set_scores_as_it_must(model, shapes_set, tmp_path):

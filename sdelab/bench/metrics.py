@@ -30,7 +30,7 @@ from PIL import Image
 
 from sdelab.inputs import check_points
 from sdelab.models.base import DiffusionModel
-from sdelab.models.images import load_image, working_size
+from sdelab.models.images import load_image, model_image, working_size
 from sdelab.sampling import add_noise
 
 DIFT_T = 261  # DragDiffusion's evaluation: t = 261, up-block 1, an ensemble of 8 noise draws
@@ -74,10 +74,12 @@ def latent_features(model: DiffusionModel, x0: torch.Tensor, prompt: str | None 
 @torch.no_grad()
 def image_features(model: DiffusionModel, image: Image.Image, prompt: str | None = None, seed: int = 0,
                    t: int = DIFT_T, up_block: int = DIFT_UP_BLOCK, ensemble: int = DIFT_ENSEMBLE) -> torch.Tensor:
-    """DIFT features of a PIL image at a size the model takes: ``ensemble`` posterior samples of the encoder,
-    then ``latent_features``; all noise from one generator seeded with ``seed`` (on the model's device)."""
+    """DIFT features of a PIL image at a size the model takes (as the model takes it: RGB, or grayscale for a
+    one-channel model such as the digits): ``ensemble`` posterior samples of the encoder, then ``latent_features``;
+    all noise from one generator seeded with ``seed`` (on the model's device)."""
     gen = torch.Generator(device=model.device).manual_seed(seed)
-    x0 = model.encode(load_image(image).expand(ensemble, -1, -1, -1), generator=gen)  # (ensemble, C, h, w)
+    pixels = model_image(image, model.image_channels)  # (1, c, H, W)
+    x0 = model.encode(pixels.expand(ensemble, -1, -1, -1), generator=gen)  # (ensemble, C, h, w)
     return latent_features(model, x0, prompt, t, up_block, ensemble, gen)
 
 
