@@ -13,6 +13,7 @@ import pytest
 from conftest import DEVICE
 from PIL import Image
 
+import sdelab.bench.files as bench_files
 import sdelab.bench.runner as runner
 from sdelab.__main__ import main
 from sdelab.bench.data import DragBench, load_dragbench
@@ -99,7 +100,7 @@ def test_resume_after_a_kill_in_the_middle_of_a_sample_redoes_only_that_sample(t
     if where == "in the drag":
         monkeypatch.setattr(runner, "drag", killing_drag)
     else:
-        monkeypatch.setattr(runner.os, "replace", killing_replace)
+        monkeypatch.setattr(bench_files.os, "replace", killing_replace)
     with pytest.raises(Killed):
         run_bench(tiny, bench_s, tmp_path, log=lambda m: None, **FAST)
     monkeypatch.undo()

@@ -2,7 +2,8 @@
 
 - DragBench-S (SDE-Drag's, 100 samples): a folder per sample with ``origin_image.png``, an optional
   ``mask.png`` (grayscale, white = editable; >= 128 counts, as the official code thresholds it) and
-  ``prompt.json`` = {"source": [[x, y], ...], "target": [[x, y], ...], "prompt": "..."}.
+  ``prompt.json`` = {"source": [[x, y], ...], "target": [[x, y], ...], "prompt": "..."}; a generated set with
+  ground truth (``sdelab.bench.shapes_set``) adds ``gt_image.png``, the true edited image at the input's size.
 - DragBench-D (DragDiffusion's, 205 samples in category folders): a folder per sample with
   ``original_image.png`` and ``meta_data.pkl`` = {"prompt": str, "points": [handle, target, handle, ...]
   as (x, y), "mask": an (H, W) array, any non-zero value editable (the set stores 0 and 1)}.
@@ -49,12 +50,21 @@ class DragSample:
     targets: list[tuple[float, float]]  # target points (x, y), one per handle
     mask: np.ndarray | None  # bool (H, W), True = editable; None = the whole image is editable
     prompt: str
+    truth_path: Path | None = None  # the true edited image (gt_image.png), where the set has one
 
     def image(self) -> Image.Image:
         """The input as an RGB PIL image (alpha composited on white, grayscale replicated)."""
         from sdelab.models.images import load_image, to_pil
 
         return to_pil(load_image(self.image_path))[0]
+
+    def truth(self) -> Image.Image | None:
+        """The true edited image as an RGB PIL image, or None where the set has none (the two public layouts)."""
+        if self.truth_path is None:
+            return None
+        from sdelab.models.images import load_image, to_pil
+
+        return to_pil(load_image(self.truth_path))[0]
 
 
 @dataclass
@@ -151,7 +161,11 @@ def _read_s(folder: Path, sid: str) -> DragSample:
         _image_size(folder / "mask.png")
         with Image.open(folder / "mask.png") as im:
             mask = _mask_matches(np.asarray(im.convert("L")) >= 128, size, "mask.png")
-    return DragSample(sid, "dragbench-s", folder / "origin_image.png", size, sources, targets, mask, meta["prompt"])
+    truth = folder / "gt_image.png"
+    if truth.exists() and _image_size(truth) != size:
+        raise BadSample(f"gt_image.png has size (height, width) = {_image_size(truth)}, the image {size}")
+    return DragSample(sid, "dragbench-s", folder / "origin_image.png", size, sources, targets, mask, meta["prompt"],
+                      truth if truth.exists() else None)
 
 
 def _read_d(folder: Path, sid: str) -> DragSample:

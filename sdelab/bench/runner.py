@@ -6,7 +6,9 @@ Layout of the output folder OUT:
 - ``OUT/records/<sample id>.json``: the sample's row (seed, seconds, UNet calls, metrics) and its drag settings,
   written after the image: a sample is finished when its record exists;
 - ``OUT/settings.json``: the run's settings; a later run into OUT must have the same (it resumes that run);
-- ``OUT/results.json`` and ``OUT/results.csv``: every finished sample's row, sorted by id, and a summary.
+- ``OUT/results.json`` and ``OUT/results.csv``: every finished sample's row, sorted by id, and a summary; for a
+  set with ground truth (``gt_image.png``) the rows add ``sdelab.bench.truth``'s measures and the summary how well
+  Mean Distance agrees with the true drag error.
 
 Every file is written to a temporary name and renamed (``atomic_write``), so a run killed at any point leaves
 only whole files, and the next run redoes just the unfinished samples. Each sample's seed comes from the base
@@ -21,7 +23,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 import zlib
 from pathlib import Path
@@ -30,6 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sdelab.bench.data import DragBench, DragSample
+from sdelab.bench.files import atomic_write, json_bytes, png_bytes
 from sdelab.bench.metrics import (
     DIFT_ENSEMBLE,
     DIFT_T,
@@ -40,39 +42,19 @@ from sdelab.bench.metrics import (
     psnr_outside,
     ssim_outside,
 )
+from sdelab.bench.truth import TRUTH_KEYS, agreement, truth_metrics
 from sdelab.edit.drag import EDITORS, DragSettings, drag, drag_sampler
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import working_size
 
 COLUMNS = ("id", "seed", "seconds", "unet_calls", "substeps", "width", "height", "model_width", "model_height",
-           "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
+           "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask", *TRUTH_KEYS)
 METRICS = ("mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
 
 
 def sample_seed(base_seed: int, sample_id: str) -> int:
     """The seed of one sample: CRC-32 of "<base seed>/<sample id>" (stable across runs, machines and Python)."""
     return zlib.crc32(f"{base_seed}/{sample_id}".encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=1) + "\n").encode()
 
 
 def output_path(out: Path, sample_id: str) -> Path:
@@ -85,11 +67,14 @@ def record_path(out: Path, sample_id: str) -> Path:
 
 def sample_metrics(model: DiffusionModel, sample: DragSample, source: Image.Image, output: Image.Image,
                    size: tuple[int, int], seed: int, fidelity: ImageFidelity) -> dict:
-    """Every measure of one output (at the input's size): the per-point distances and the row's four metrics."""
+    """Every measure of one output (at the input's size): the per-point distances, the row's four metrics and the
+    ground-truth measures (``sdelab.bench.truth``; None where the sample has no true edited image)."""
     distances = mean_distance(model, source, output, sample.sources, sample.targets, sample.prompt, size, seed)
+    truth = sample.truth()
+    gt = dict.fromkeys(TRUTH_KEYS) if truth is None else truth_metrics(output, truth, sample.targets)
     return dict(distances=distances, mean_distance=sum(distances) / len(distances),
                 image_fidelity=fidelity(source, output), psnr_outside_mask=psnr_outside(source, output, sample.mask),
-                ssim_outside_mask=ssim_outside(source, output, sample.mask))
+                ssim_outside_mask=ssim_outside(source, output, sample.mask), **gt)
 
 
 def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fidelity: ImageFidelity):
@@ -123,14 +108,29 @@ def _check_settings(out: Path, settings: dict, state) -> None:
         atomic_write(path, json_bytes(settings))
 
 
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
 def summary(rows: list[dict]) -> dict:
-    """Benchmark-level numbers: Mean Distance over all points (DragDiffusion's), the other metrics over samples."""
+    """Benchmark-level numbers: Mean Distance over all points (DragDiffusion's), the other metrics over samples.
+
+    With ground truth: the drag error's mean over the samples that have one, "objects_lost" (samples whose dragged
+    object the output lacks), success and validity as fractions of the samples with ground truth, the mean PSNR to
+    the truth, and "agreement": the Spearman correlation of per-sample Mean Distance with the drag error.
+    """
     distances = [d for r in rows for d in r["distances"]]
     out = {"samples": len(rows), "points": len(distances),
            "mean_distance": sum(distances) / len(distances) if distances else None}
     for key in METRICS[1:]:
-        values = [r[key] for r in rows if r[key] is not None]
-        out[key] = sum(values) / len(values) if values else None
+        out[key] = _mean(r[key] for r in rows)
+    judged = [r for r in rows if r.get("success") is not None]  # samples with a shapes ground truth
+    out |= dict(truth_samples=len(judged), drag_error=_mean(r["drag_error"] for r in judged),
+                objects_lost=sum(r["drag_error"] is None for r in judged),
+                success=_mean(float(r["success"]) for r in judged), valid=_mean(float(r["valid"]) for r in judged),
+                psnr_truth=_mean(r.get("psnr_truth") for r in rows),
+                agreement=agreement([r["mean_distance"] for r in judged], [r["drag_error"] for r in judged]))
     out["seconds_per_sample"] = sum(r["seconds"] for r in rows) / len(rows) if rows else None
     return out
 
@@ -266,7 +266,7 @@ def measure_outputs(model: DiffusionModel, bench: DragBench, outputs, *, seed: i
     for sid, reason in failed:
         log(f"no metrics for {sid}: {reason}")
     columns = ("id", "output", "seed", "seconds", "width", "height", "model_width", "model_height", "points",
-               *METRICS)
+               *METRICS, *TRUTH_KEYS)
     out.mkdir(parents=True, exist_ok=True)
     return write_tables(out, settings, rows, bench.skipped, failed, name="metrics", columns=columns)
 
@@ -278,4 +278,12 @@ def markdown(results: dict) -> str:
     head = "| editor | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
     line = (f"| {cfg.get('editor', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
             f"{fmt(s['image_fidelity'])} | {fmt(s['psnr_outside_mask'])} | {fmt(s['ssim_outside_mask'])} |")
-    return "\n".join([head, "|---" * 7 + "|", line])
+    table = [head, "|---" * 7 + "|", line]
+    if s.get("truth_samples"):
+        a = s["agreement"]
+        rho = "" if a["spearman"] is None else f"{a['spearman']:.3f} (p = {a['p_value']:.2g}, n = {a['n']})"
+        table += ["", "| against the ground truth | samples | drag error (px) | objects lost | success | valid | "
+                      "PSNR to truth (dB) | Spearman (Mean Distance, drag error) |", "|---" * 8 + "|",
+                  f"| {cfg.get('editor', 'outputs')} | {s['truth_samples']} | {fmt(s['drag_error'])} | "
+                  f"{s['objects_lost']} | {fmt(s['success'])} | {fmt(s['valid'])} | {fmt(s['psnr_truth'])} | {rho} |"]
+    return "\n".join(table)

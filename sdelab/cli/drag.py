@@ -1,7 +1,7 @@
 """Drag points of an image with SDE-Drag (or ODE-Drag with --ode), the paper's drag editor.
 
     python -m sdelab drag IMAGE --source X,Y [--source X,Y ...] --target X,Y [...] [--mask M.png] [--prompt P]
-        [--ode] [--model ID|PATH|tiny|digits] [--size PIXELS] [--steps N] [--t0 T] [--lora-steps N] [--seed S]
+        [--ode] [--model ID|PATH|tiny|digits|shapes] [--size PIXELS] [--steps N] [--t0 T] [--lora-steps N] [--seed S]
         --out OUT.png [--gif OUT.gif]
 
 Points are (x, y) pixels of IMAGE, sources and targets paired in order; the mask has IMAGE's size. An image of
@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", help="mask image at the input's size: white = editable (default: all)")
     parser.add_argument("--prompt", default="", help="text prompt (Stable Diffusion; default '')")
     parser.add_argument("--ode", action="store_true", help="ODE-Drag (DDIM inversion) instead of SDE-Drag")
-    parser.add_argument("--model", default=SD15, help=f"hub id, local folder, 'tiny' or 'digits' (default {SD15})")
+    parser.add_argument("--model", default=SD15,
+                        help=f"hub id, local folder, 'tiny' or a shipped pixel model such as 'digits' (default {SD15})")
     parser.add_argument("--size", type=non_negative_int,
                         help="working size: the longer side in pixels, a multiple of 8 for Stable Diffusion (default: "
                              "the model's own, 512 for SD 1.5); 0 drags at the image's own size")
@@ -52,21 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gif", help="also save the sub-step frames as an animated GIF")
 
 
-def load_model(name: str):
-    """'digits', 'tiny', or a Stable Diffusion hub id / local folder."""
-    if name == "digits":
-        from sdelab.models.pixel import load_digits_model
-
-        return load_digits_model()
-    from sdelab.models.stable_diffusion import load_stable_diffusion_or_tiny
-
-    return load_stable_diffusion_or_tiny(name)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from sdelab.bench.metrics import native_size
+    from sdelab.cli.models import load_model
     from sdelab.edit.drag import DragSettings, drag
 
     def fail(message: str) -> int:
