@@ -43,11 +43,10 @@ def test_short_footer_stays_on_one_line():
     plt.close(fig)
 
 
-def test_saved_figure_gains_no_side_margin(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDELAB_FIGURES", str(tmp_path))
+def test_saved_figure_gains_no_side_margin(tmp_path):
     fig, _ = small_figure()
     fig.savefig(tmp_path / "bare.png", dpi=110, bbox_inches="tight")
-    path = save_figure(fig, "with_footer", setup=LONG)
+    path = save_figure(fig, "with_footer", setup=LONG, directory=tmp_path / "figures")
     plt.close(fig)
     bare, footed = Image.open(tmp_path / "bare.png").size, Image.open(path).size
     assert footed[0] <= bare[0] + 2, f"the footer widened the figure from {bare[0]} to {footed[0]} px"
