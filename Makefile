@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README):
 #   make figures   set up .venv, execute the notebook series, regenerate figures/
-#   make test      set up .venv, ruff, unit tests, every notebook at smoke size (CI=1)
+#   make test      set up .venv, ruff, every test (slow ones included), every notebook at smoke size (CI=1)
+#   make unit      the fast lane for development: the tests not marked slow (no worker processes, no browser)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -16,7 +17,7 @@ DIGITS_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[678]_*.ipynb))
 IMAGE_NOTEBOOKS ?= $(filter-out $(DIGITS_NOTEBOOKS),$(sort $(wildcard notebooks/0[6-9]_*.ipynb)))
 SD_MODEL ?= tiny
 
-.PHONY: setup figures test lint unit notebooks clean
+.PHONY: setup figures test lint unit tests notebooks clean
 
 setup: $(VENV)/.installed
 
@@ -42,12 +43,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 unit: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 -m "not slow" tests
+
+tests: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 tests
 
 notebooks: setup
 	CI=1 OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 --nbmake notebooks
 
-test: lint unit notebooks
+test: lint tests notebooks
 
 clean:
 	rm -rf $(VENV)

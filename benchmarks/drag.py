@@ -71,7 +71,7 @@ def load(name: str, device: str, dtype: torch.dtype):
 
 def one(config: dict) -> dict:
     """Run one configuration in this process and measure it."""
-    from sdelab.edit.drag import drag
+    from sdelab.edit.drag import DragSettings, drag
 
     device, dtype = config["device"], getattr(torch, config["dtype"].removesuffix("+autocast"))
     model = load(config["model"], device, dtype)
@@ -90,8 +90,8 @@ def one(config: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     with autocast:
-        res = drag(model, image[0], src, tgt, prompt=prompt, method=config["method"], lora_steps=config["lora"],
-                   frames=False, progress=False)
+        settings = DragSettings(sampler=config["sampler"], lora_steps=config["lora"])
+        res = drag(model, image[0], src, tgt, prompt=prompt, settings=settings, frames=False, progress=False)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -102,6 +102,7 @@ def one(config: dict) -> dict:
                      "peak_gib": round(peak, 2), "finite": finite}
 
 
+SAMPLERS = ("cycle-sde", "ode")  # SDE-Drag, ODE-Drag
 STRATEGIES = {"in each step's call": None, "before, 1 step per call": 1, "before, 20 steps per call": 20}
 
 
@@ -127,13 +128,13 @@ def noise_strategies(config: dict) -> dict:
 
 
 def configurations(quick: bool) -> list[dict]:
-    cpu = [dict(model=m, device="cpu", dtype="float32", method=meth, lora=lora)
-           for m in ("digits", "tiny-sd") for meth in ("sde", "ode") for lora in ((0,) if quick else (0, 100))]
+    cpu = [dict(model=m, device="cpu", dtype="float32", sampler=s, lora=lora)
+           for m in ("digits", "tiny-sd") for s in SAMPLERS for lora in ((0,) if quick else (0, 100))]
     if not torch.cuda.is_available():
         return cpu
-    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, method=meth, lora=0)
-           for dt in ("float16", "float32+autocast", "float32") for meth in ("sde", "ode")]
-    gpu += [] if quick else [dict(model="sd15-shaped", device="cuda", dtype="float16", method="sde", lora=100)]
+    gpu = [dict(model="sd15-shaped", device="cuda", dtype=dt, sampler=s, lora=0)
+           for dt in ("float16", "float32+autocast", "float32") for s in SAMPLERS]
+    gpu += [] if quick else [dict(model="sd15-shaped", device="cuda", dtype="float16", sampler="cycle-sde", lora=100)]
     return cpu + gpu
 
 
@@ -156,22 +157,24 @@ def main() -> None:
             torch.set_num_threads(1)  # small models: one thread each is faster on 2 shared cores
         print(json.dumps((one if args.child[0] == "edit" else noise_strategies)(config)))
         return
+    from sdelab.edit.drag import EDITORS
     from sdelab.plotting import machine
 
     print(f"# drag benchmark on {machine()}, torch {torch.__version__}; paper: ~{PAPER_SECONDS} s per edit")
-    print("| model | device | dtype | method | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB | finite |")
+    print("| model | device | dtype | editor | LoRA steps | sub-steps | UNet calls | s per edit | peak GiB | finite |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for config in configurations(args.quick):
         r = run_child("edit", config)
         if "error" in r:
-            print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | error: "
+            print(f"| {r['model']} | {r['device']} | {r['dtype']} | {EDITORS[r['sampler']]} | {r['lora']} | error: "
                   f"{r['error']} |")
             continue
-        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['method']}-drag | {r['lora']} | {r['substeps']} | "
-              f"{r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['finite']} |", flush=True)
+        print(f"| {r['model']} | {r['device']} | {r['dtype']} | {EDITORS[r['sampler']]} | {r['lora']} | "
+              f"{r['substeps']} | {r['unet_calls']} | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['finite']} |",
+              flush=True)
     print("\n| model | device | dtype | " + " | ".join(f"chain eps {k} (s)" for k in STRATEGIES) + " | max abs diff |")
     print("|---|---|---|" + "---|" * (len(STRATEGIES) + 1))
-    for config in [c for c in configurations(True) if c["method"] == "sde" and "+" not in c["dtype"]]:
+    for config in [c for c in configurations(True) if c["sampler"] == "cycle-sde" and "+" not in c["dtype"]]:
         r = run_child("noises", config)
         if "error" in r:
             print(f"| {r['model']} | {r['device']} | {r['dtype']} | error: {r['error']} |")

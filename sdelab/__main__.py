@@ -13,6 +13,7 @@ COMMANDS = {
     "reproduce": "sdelab.cli.reproduce",
     "bench": "sdelab.cli.bench",
     "bench-metrics": "sdelab.cli.bench_metrics",
+    "bench-data": "sdelab.cli.bench_data",
     "train": "sdelab.cli.train",
 }
 

@@ -1,10 +1,10 @@
-"""Figures shared by the notebooks: where they are saved, and the line that says what produced them."""
+"""Figures shared by the notebooks: how they are saved (with the line that says what produced them) and the plots
+that several notebooks draw."""
 
 from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,21 +20,6 @@ def machine() -> str:
         return f"GPU {torch.cuda.get_device_name(0)}"
     cpu = platform.processor() or platform.machine()
     return f"CPU {cpu}, {os.cpu_count()} cores"
-
-
-def figure_dir() -> Path:
-    """``$SDELAB_FIGURES`` if set; a temporary folder in CI (smoke runs never overwrite the committed
-    figures); else the repository's ``figures/`` when run from notebooks/, else ``./figures``."""
-    if os.environ.get("SDELAB_FIGURES"):
-        path = Path(os.environ["SDELAB_FIGURES"])
-    elif os.environ.get("CI"):
-        path = Path(tempfile.gettempdir()) / "sdelab-figures"
-    elif Path("../figures").is_dir() and Path("../sdelab").is_dir():
-        path = Path("../figures")
-    else:
-        path = Path("figures")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _wrap(artist, text: str, width_px: float, renderer) -> str:
@@ -66,13 +51,15 @@ def add_footer(fig, text: str):
     return footer
 
 
-def save_figure(fig, name: str, setup: str) -> Path:
-    """Save ``fig`` as ``figures/<name>.png`` with a footer naming its setup (model, steps, seed) and machine."""
+def save_figure(fig, name: str, setup: str, directory) -> Path:
+    """Save ``fig`` as ``directory/<name>.png`` (the folder created if needed) with a footer naming its setup (model,
+    steps, seed) and machine."""
     text = f"{setup} | {machine()} | torch {torch.__version__}"
     shown_dpi = fig.dpi
     fig.set_dpi(DPI)  # wrap the footer at the resolution it is saved at (glyph widths do not scale exactly)
     add_footer(fig, text)
-    path = figure_dir() / f"{name}.png"
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Description": text})
     fig.set_dpi(shown_dpi)
     return path
@@ -149,3 +136,27 @@ def figure_slider(draw, **controls):
     for control in controls.values():
         control.observe(lambda _: setattr(image, "value", render()), names="value")
     return widgets.VBox([widgets.HBox(list(controls.values())), image])
+
+
+ROUNDTRIP_LABELS = {"ode": "DDIM inversion (ODE)", "cycle-sde": "Cycle-SDE", "sde": "SDE (fresh noise)"}
+ROUNDTRIP_STYLES = {"ode": ("C0", "o"), "cycle-sde": ("C3", "s"), "sde": ("C2", "d")}  # colour, marker
+
+
+def roundtrip_plot(ax, errors, title: str) -> None:
+    """``sdelab.edit.roundtrip_errors``'s errors against steps on log-log axes: float32 filled and solid, float64
+    hollow and dashed (both visible)."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    for method in errors.methods:
+        color, marker = ROUNDTRIP_STYLES[method]
+        for dtype in errors.dtypes:
+            hollow = dtype == "float64"
+            look = dict(ls="--", markerfacecolor="none", markersize=10) if hollow else dict(markersize=5)
+            ax.plot(errors.steps, errors.curve(method, dtype), marker=marker, color=color,
+                    label=f"{ROUNDTRIP_LABELS[method]}, {dtype}", **look)
+    ax.set(xscale="log", yscale="log", xlabel="steps from t0 to 0", ylabel="max |x0_hat - x0|", title=title)
+    ax.set_xticks(errors.steps, [str(s) for s in errors.steps])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", color="0.9")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))

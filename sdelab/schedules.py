@@ -151,6 +151,13 @@ def _decreasing(grid: torch.Tensor) -> bool:
     return bool((grid[:-1] > grid[1:]).all())
 
 
+def check_t0(t0: float) -> float:
+    """t0, the fraction of the diffusion at which an edit starts, if it lies in (0, 1]; else ValueError naming t0."""
+    if not isinstance(t0, int | float) or isinstance(t0, bool) or not 0 < t0 <= 1:
+        raise ValueError(f"t0 must lie in (0, 1], got {t0!r}")
+    return t0
+
+
 def time_grid(schedule: VPSchedule, steps: int, t0: float = 1.0) -> torch.Tensor:
     """Times from t0 down to the data level, ``steps + 1`` points, uniform in t.
 
@@ -162,8 +169,7 @@ def time_grid(schedule: VPSchedule, steps: int, t0: float = 1.0) -> torch.Tensor
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not 0 < t0 <= 1:
-        raise ValueError(f"t0 must lie in (0, 1], got {t0}")
+    check_t0(t0)
     if schedule.discrete:
         T = schedule.num_train_timesteps
         grid = _discrete_grid(T, steps, t0)

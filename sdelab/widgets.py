@@ -22,55 +22,13 @@ import traitlets
 from ipywidgets.widgets.trait_types import bytes_serialization
 from PIL import Image, ImageDraw, ImageFont
 
+from sdelab.inputs import as_picture, check_points, uint8
+
 _FRONT_END = Path(__file__).parent / "_widget"
 SOURCE_COLOUR = (224, 0, 0)
 TARGET_COLOUR = (0, 80, 255)
 MASK_RGBA = (0, 200, 80, 110)  # the overlay where the mask is 255
 DOT_RADIUS = 5  # pixels; picker.js uses the same colours and sizes
-
-
-def _uint8(array: np.ndarray, name: str) -> np.ndarray:
-    """A bool, uint8 or float (values in [0, 1]) array -> uint8."""
-    if array.dtype == bool:
-        return array.astype(np.uint8) * 255
-    if array.dtype == np.uint8:
-        return array
-    if np.issubdtype(array.dtype, np.floating):
-        if array.size and not (0 <= array.min() and array.max() <= 1):
-            raise ValueError(f"{name} as a float array must lie in [0, 1], got [{array.min():.3g}, {array.max():.3g}]")
-        return np.round(array * 255).astype(np.uint8)
-    raise ValueError(f"{name} as an array must be uint8, bool or float in [0, 1], got dtype {array.dtype}")
-
-
-def _as_image(image) -> Image.Image:
-    """A PIL image, a path, or an (H, W) / (H, W, 1|3|4) array -> a PIL image in mode L, RGB or RGBA."""
-    if isinstance(image, str | Path):
-        image = Image.open(image)
-    elif isinstance(image, np.ndarray):
-        array = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
-        if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-            raise ValueError(f"image as an array must be (H, W) or (H, W, 1|3|4), got shape {image.shape}")
-        image = Image.fromarray(_uint8(array, "image"))
-    if not isinstance(image, Image.Image):
-        raise ValueError(f"image must be a PIL image, a path or a numpy array, got {type(image).__name__}")
-    if min(image.size) < 1:
-        raise ValueError(f"image must have at least one pixel, got (width, height) = {image.size}")
-    return image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGBA" if "A" in image.getbands() else "RGB")
-
-
-def _check_points(points, name: str, size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Points as a list of (x, y) ints inside an image of size (width, height), else ValueError."""
-    width, height = size
-    checked = []
-    for point in points:
-        if len(point) != 2 or not all(isinstance(v, Integral) for v in point):
-            raise ValueError(f"{name} must hold (x, y) pairs of integers, got {point!r}")
-        x, y = int(point[0]), int(point[1])
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(f"{name} has the point ({x}, {y}) outside the image: x must lie in [0, {width - 1}] "
-                             f"and y in [0, {height - 1}]")
-        checked.append((x, y))
-    return checked
 
 
 def _mask_to_json(mask: Image.Image | None, widget) -> bytes | None:
@@ -105,7 +63,7 @@ class DragPicker(anywidget.AnyWidget):
         sync=True, to_json=_mask_to_json, from_json=_mask_from_json)
 
     def __init__(self, image, *, display_size: int = 512):
-        image = _as_image(image)
+        image = as_picture(image)
         if not isinstance(display_size, Integral) or display_size < 1:
             raise ValueError(f"display_size must be a positive integer (CSS pixels), got {display_size!r}")
         png = io.BytesIO()
@@ -116,7 +74,8 @@ class DragPicker(anywidget.AnyWidget):
 
     @traitlets.validate("source_points", "target_points")
     def _valid_points(self, proposal):
-        return _check_points(proposal["value"], proposal["trait"].name, self.image.size)
+        return check_points(proposal["value"], proposal["trait"].name, self.image.size[::-1], integers=True,
+                            allow_empty=True)
 
     @traitlets.validate("mask")
     def _valid_mask(self, proposal):
@@ -130,8 +89,8 @@ class DragPicker(anywidget.AnyWidget):
 
     def set_points(self, sources, targets) -> None:
         """Set the (source, target) pairs from code: two equally long sequences of (x, y) integer pixels."""
-        sources = _check_points(sources, "sources", self.image.size)
-        targets = _check_points(targets, "targets", self.image.size)
+        sources = check_points(sources, "sources", self.image.size[::-1], integers=True, allow_empty=True)
+        targets = check_points(targets, "targets", self.image.size[::-1], integers=True, allow_empty=True)
         if len(sources) != len(targets):
             raise ValueError(f"sources and targets must pair up: got {len(sources)} sources and {len(targets)} "
                              "targets")
@@ -148,7 +107,7 @@ class DragPicker(anywidget.AnyWidget):
         if isinstance(mask, np.ndarray):
             if mask.ndim != 2:
                 raise ValueError(f"mask as an array must be (H, W), got shape {mask.shape}")
-            mask = Image.fromarray(_uint8(mask, "mask"))
+            mask = Image.fromarray(uint8(mask, "mask"))
         elif mask is not None and not isinstance(mask, Image.Image):
             raise ValueError(f"mask must be None, a PIL image or a numpy array, got {type(mask).__name__}")
         self.mask = mask

@@ -232,7 +232,7 @@ def test_matching_is_insensitive_to_feature_scale_and_checks_its_points():
     src = torch.randn(1, 8, 4, 4, generator=gen)
     scaled = src * torch.rand(1, 1, 4, 4, generator=gen).add(0.5)  # cosine: per-position scale does not matter
     assert match_points(src, scaled, [(1, 1), (2, 3)], (4, 4)) == [(1, 1), (2, 3)]
-    with pytest.raises(ValueError, match="handles must lie inside the 4x4 image"):
+    with pytest.raises(ValueError, match=r"handles has the point \(4, 0\) outside the 4x4 image"):
         match_points(src, src, [(4, 0)], (4, 4))
 
 

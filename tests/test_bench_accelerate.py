@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def test_two_processes_write_the_same_files_as_one(tmp_path):
-    bench = ["bench", "--data", str(FIXTURES / "dragbench_s"), "--method", "sde-drag", "--model", "tiny",
+    bench = ["bench", "--data", str(FIXTURES / "dragbench_s"), "--sampler", "cycle-sde", "--model", "tiny",
              "--steps", "3", "--lora-steps", "0", "--device", "cpu"]
     # accelerate's --cpu flag starts a single process; --multi_gpu starts K processes with torchrun, and
     # `--device cpu` makes them a gloo process group on the CPU

@@ -13,6 +13,7 @@ import pytest
 from conftest import DEVICE
 from PIL import Image
 
+import sdelab.bench.files as bench_files
 import sdelab.bench.runner as runner
 from sdelab.__main__ import main
 from sdelab.bench.data import DragBench, load_dragbench
@@ -20,7 +21,7 @@ from sdelab.bench.runner import COLUMNS, measure_outputs, run_bench, sample_seed
 from sdelab.models import tiny_stable_diffusion
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FAST = dict(method="sde", steps=3, lora_steps=0, seed=1234, progress=False)
+FAST = dict(sampler="cycle-sde", steps=3, lora_steps=0, seed=1234, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_outputs_at_the_input_size_and_one_table_in_two_formats(reference, bench
     for line, row in zip(table, rows, strict=True):
         assert line == {c: "" if row[c] is None else str(row[c]) for c in COLUMNS}
     saved = json.loads((out / "results.json").read_text())
-    assert saved["rows"] == rows and saved["settings"]["method"] == "sde-drag" and saved["skipped"] == []
+    assert saved["rows"] == rows and saved["settings"]["editor"] == "SDE-Drag" and saved["skipped"] == []
     masked = [r for r in rows if r["id"] != "animals/chelsea_eye"]
     assert rows[0]["psnr_outside_mask"] is None and all(r["psnr_outside_mask"] > 0 for r in masked)  # no mask.png
     points = [d for r in rows for d in r["distances"]]
@@ -86,10 +87,10 @@ def test_resume_after_a_kill_in_the_middle_of_a_sample_redoes_only_that_sample(t
     last = bench_s.samples[-1].id
     drag, replace = runner.drag, os.replace
 
-    def killing_drag(*args, seed, **kwargs):
-        if seed == sample_seed(1234, last):
+    def killing_drag(*args, **kwargs):
+        if args[6].seed == sample_seed(1234, last):  # args[6]: the DragSettings
             raise Killed
-        return drag(*args, seed=seed, **kwargs)
+        return drag(*args, **kwargs)
 
     def killing_replace(src, dst):
         if str(dst).endswith(f"records/{last}.json"):
@@ -99,7 +100,7 @@ def test_resume_after_a_kill_in_the_middle_of_a_sample_redoes_only_that_sample(t
     if where == "in the drag":
         monkeypatch.setattr(runner, "drag", killing_drag)
     else:
-        monkeypatch.setattr(runner.os, "replace", killing_replace)
+        monkeypatch.setattr(bench_files.os, "replace", killing_replace)
     with pytest.raises(Killed):
         run_bench(tiny, bench_s, tmp_path, log=lambda m: None, **FAST)
     monkeypatch.undo()
@@ -107,7 +108,7 @@ def test_resume_after_a_kill_in_the_middle_of_a_sample_redoes_only_that_sample(t
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
 
     calls = []
-    monkeypatch.setattr(runner, "drag", lambda *a, seed, **k: calls.append(seed) or drag(*a, seed=seed, **k))
+    monkeypatch.setattr(runner, "drag", lambda *a, **k: calls.append(a[6].seed) or drag(*a, **k))
     results = run_bench(tiny, bench_s, tmp_path, log=lambda m: None, **FAST)
     assert calls == [sample_seed(1234, last)]  # only the killed sample runs again
     for path, (data, mtime) in before.items():
@@ -130,10 +131,10 @@ def test_resuming_with_other_settings_is_refused(tiny, bench_s, tmp_path):
 def test_a_failing_sample_is_reported_and_the_run_goes_on(tiny, bench_s, tmp_path, monkeypatch):
     bad, drag = bench_s.samples[0].id, runner.drag
 
-    def drag_failing_once(*args, seed, **kwargs):
-        if seed == sample_seed(1234, bad):
+    def drag_failing_once(*args, **kwargs):
+        if args[6].seed == sample_seed(1234, bad):  # args[6]: the DragSettings
             raise ValueError("radius must be an integer >= 1")
-        return drag(*args, seed=seed, **kwargs)
+        return drag(*args, **kwargs)
 
     monkeypatch.setattr(runner, "drag", drag_failing_once)
     log = []
@@ -174,17 +175,17 @@ def test_bench_metrics_recomputes_the_runs_metrics_in_every_output_layout(tiny, 
 
 
 def test_command_line_runs_and_refuses_bad_input_with_status_2(tmp_path, capsys):
-    assert main(["bench", "--data", str(tmp_path / "none"), "--method", "sde-drag", "--model", "tiny",
+    assert main(["bench", "--data", str(tmp_path / "none"), "--sampler", "cycle-sde", "--model", "tiny",
                  "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
     assert "bench: error: data must be a DragBench folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
-        main(["bench", "--data", "x", "--method", "sde", "--out", "y"])
+        main(["bench", "--data", "x", "--sampler", "sde", "--out", "y"])
     assert exit_.value.code == 2
     args = ["--data", str(FIXTURES / "dragbench_d"), "--model", "tiny", "--limit", "1"]
-    assert main(["bench", *args, "--method", "ode-drag", "--steps", "2", "--lora-steps", "0", "--device", "cpu",
+    assert main(["bench", *args, "--sampler", "ode", "--steps", "2", "--lora-steps", "0", "--device", "cpu",
                  "--out", str(tmp_path / "ode")]) == 0
     printed = capsys.readouterr()
-    assert "| ode-drag | 1 | 2 |" in printed.out and "RANDOM weights" in printed.err
+    assert "| ODE-Drag | 1 | 2 |" in printed.out and "RANDOM weights" in printed.err
     assert main(["bench-metrics", *args, "--outputs", str(tmp_path / "ode")]) == 0
     assert "| outputs | 1 | 2 |" in capsys.readouterr().out
     assert main(["bench-metrics", *args, "--outputs", str(tmp_path / "none")]) == 2

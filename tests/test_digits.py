@@ -11,10 +11,12 @@ from safetensors.torch import load_file
 
 from sdelab.__main__ import main
 from sdelab.data.digits import digits_dataset
+from sdelab.eval.frechet import frechet_distance
+from sdelab.eval.judge import DigitsJudge
 from sdelab.models import DiffusionModel, PixelDiffusion, load_digits_model, load_pixel_model
-from sdelab.models.digits_quality import DigitsJudge, frechet_distance
 from sdelab.models.pixel import CONFIG_NAME, shipped, weights_path
 from sdelab.recipes import RECIPES
+from sdelab.reproduce.quality import score
 from sdelab.sampling import CycleNoise, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
 from sdelab.train import initial_model
@@ -149,11 +151,12 @@ def test_samples_look_like_digits(model, judge):
     gen = torch.Generator().manual_seed(0)
     samples = model.sample(64, steps=20, eta=0.0, generator=gen, progress=False)
     noise = torch.rand(64, 1, 16, 16, generator=gen)
-    got, ref = judge.score(samples), judge.score(noise)
+    references = judge.references(digits_dataset(split="test"))  # the held-out digits
+    got, ref = score(judge, references, "samples", samples), score(judge, references, "noise", noise)
     assert judge.test_accuracy > 0.95
-    assert got["confident"] >= 0.45 and ref["confident"] <= 0.05
-    assert got["classes"] >= 7
-    assert got["fd_pca"] < 4.0 < ref["fd_pca"]
+    assert got.verdicts["confident"] >= 0.45 and ref.verdicts["confident"] <= 0.05
+    assert got.verdicts["classes"] >= 7
+    assert got.fd_pca < 4.0 < ref.fd_pca
 
 
 def test_train_digits_tiny_run_loads_and_is_seeded(tmp_path):

@@ -7,8 +7,8 @@ import torch
 
 from sdelab.__main__ import main
 from sdelab.data.digits import PROMPTS, SIZE
+from sdelab.eval.judge import DigitsJudge
 from sdelab.models import PixelDiffusion, load_digits_model
-from sdelab.models.digits_quality import DigitsJudge
 from sdelab.models.pixel import build_scheduler, build_unet, weights_path
 from sdelab.models.training import eps_mse_loss
 
@@ -99,8 +99,8 @@ def test_samples_are_judged_as_the_digit_asked_for(cond):
     samples = cond.sample(100, steps=20, eta=0.0, generator=gen, prompt=[str(int(k)) for k in asked],
                           guidance=2.0, progress=False)
     null = cond.sample(100, steps=20, eta=0.0, generator=torch.Generator().manual_seed(0), progress=False)
-    assert judge.score(samples, asked)["as_asked"] >= 0.9
-    assert judge.score(null, asked)["as_asked"] <= 0.3
+    assert judge.verdicts(samples, asked)["as_asked"] >= 0.9
+    assert judge.verdicts(null, asked)["as_asked"] <= 0.3
 
 
 def test_train_digits_conditional_tiny_run(tmp_path, capsys):

@@ -237,7 +237,7 @@ def test_cli_drags_a_digit_and_writes_image_and_gif(tmp_path, digit):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--source", "50,7", "--target", "9,7"], "source_points must lie inside"),
+    (["--source", "50,7", "--target", "9,7"], "source_points has the point (50, 7) outside"),
     (["--source", "5,7", "--source", "6,7", "--target", "9,7"], "pair up"),
     (["--source", "5,7", "--target", "9,7", "--prompt", "a three"], "prompt"),
 ])
@@ -433,10 +433,11 @@ def test_cli_out_of_memory_ends_with_one_line_saying_what_to_lower(tmp_path, dig
 
 
 def test_drag_cost_counts_the_unet_calls_the_drag_makes(tiny, photo):
-    from sdelab.edit.drag import drag_cost
+    from sdelab.edit.drag import DragSettings, drag_cost
 
-    for fn, method in ((sde_drag, "sde"), (ode_drag, "ode")):
-        cost = drag_cost(tiny, (64, 64), [(8, 8)], [(40, 40)], method=method, steps=8, t0=0.4, prompt="a cat")
+    for fn, name in ((sde_drag, "cycle-sde"), (ode_drag, "ode")):
+        settings = DragSettings(sampler=name, steps=8, t0=0.4)
+        cost = drag_cost(tiny, (64, 64), [(8, 8)], [(40, 40)], "a cat", settings)
         res = fn(tiny, photo, [(8, 8)], [(40, 40)], prompt="a cat", frames=False, **FAST)
         assert (cost["substeps"], cost["unet_calls"]) == (res.settings["m"], res.unet_calls)
         per_call = cost["seconds_per_call"]

@@ -1,5 +1,6 @@
 """python -m sdelab reproduce image-gap: the statistics on known cases, the edits, the null check, bad input."""
 
+import dataclasses
 import json
 import math
 
@@ -11,9 +12,11 @@ from sdelab.__main__ import main
 from sdelab.cli.reproduce_image_gap import EDITS as CLI_EDITS
 from sdelab.data.digits import digits_dataset, drag_cases
 from sdelab.edit.drag import copy_paste
-from sdelab.models.digits_quality import frechet_distance
+from sdelab.eval.c2st import c2st
+from sdelab.eval.frechet import frechet_distance
+from sdelab.eval.judge import DigitsJudge
 from sdelab.models.pixel import load_digits_model
-from sdelab.reproduce.image_gap import CURVES, EDITS, Features, c2st, checkpoints, edit, gap, image_gap
+from sdelab.reproduce.image_gap import CURVES, EDITS, checkpoints, edit, features, gap, image_gap
 from sdelab.sampling import CycleNoise, StoredNoise, cycle_sde_noises, denoise, forward_chain
 from sdelab.schedules import time_grid
 
@@ -31,8 +34,7 @@ def test_c2st_is_chance_on_one_population_and_near_one_on_different_ones():
 
 def test_c2st_on_digits_features():
     train = 2 * digits_dataset(split="train") - 1  # (1347, 1, 16, 16) in the model's scale
-    features = Features.fit(train)
-    f = features(train)[np.random.default_rng(0).permutation(len(train))]
+    f = features(DigitsJudge.fit(), train)[np.random.default_rng(0).permutation(len(train))]
     assert f.shape == (1347, 32)
     assert abs(c2st(f[:600], f[600:1200])[0] - 0.5) < 0.06  # two draws of the training digits
     assert c2st(f[:600], 1.3 * f[600:1200])[0] > 0.9  # the contrast edit on clean digits
@@ -45,12 +47,12 @@ def test_frechet_distance_known_cases_and_the_gap_intervals():
     shift = rng.normal(size=8)
     assert frechet_distance(a, a + shift) == pytest.approx((shift**2).sum(), rel=1e-6)  # equal covariances
     same = gap(a, a, reps=50)
-    assert abs(same["fd"]) < 1e-9 and same["ci"]["fd"][0] <= same["fd"] <= same["ci"]["fd"][1]
+    assert abs(same["fd_pca"].value) < 1e-9 and same["fd_pca"].low <= same["fd_pca"].value <= same["fd_pca"].high
     far = gap(a + 1.0, rng.normal(size=(600, 8)), reps=50)
-    for name in ("fd", "c2st"):
-        lo, hi = far["ci"][name]
-        assert lo <= far[name] <= hi and hi - lo > 0
-    assert far["fd"] == pytest.approx(8, rel=0.25) and far["c2st"] > 0.9
+    for name in ("fd_pca", "c2st"):
+        e = far[name]
+        assert e.low <= e.value <= e.high and e.high - e.low > 0
+    assert far["fd_pca"].value == pytest.approx(8, rel=0.25) and far["c2st"].value > 0.9
 
 
 # ---- the edits ---------------------------------------------------------------------------------------------------
@@ -94,40 +96,43 @@ def small():
 
 def _near_floor(r: dict) -> bool:
     """Both statistics within the width of the floor's 95% interval of the floor (the floor: the unedited digits)."""
-    return all(abs(r[name] - r[f"{name}_floor"]) <= np.subtract(*r["ci"][f"{name}_floor"][::-1])
-               for name in ("fd", "c2st"))
+    s = r.scores
+    return all(abs(s[name].value - s[f"{name}_floor"].value) <= s[f"{name}_floor"].high - s[f"{name}_floor"].low
+               for name in ("fd_pca", "c2st"))
 
 
 def test_null_no_edit_stays_at_the_noise_floor_for_every_sampler(small):
-    rows = [r for r in small["rows"] if r["edit"] == "none" and r["sampler"] in ("ode", "sde", "cycle-sde")]
-    assert {r["t"] for r in rows} == {300, 150, 0} and len(rows) == 9
+    rows = [r for r in small.rows if r.edit == "none" and r.sampler in ("ode", "sde", "cycle-sde")]
+    assert {r.t for r in rows} == {300, 150, 0} and len(rows) == 9
     for r in rows:
         assert _near_floor(r), r
     for r in rows:  # Cycle-SDE without an edit retraces the forward chain: the floor's own population
-        if r["sampler"] == "cycle-sde":
-            assert r["fd"] == pytest.approx(r["fd_floor"], rel=1e-4)
+        if r.sampler == "cycle-sde":
+            assert r.scores["fd_pca"].value == pytest.approx(r.scores["fd_pca_floor"].value, rel=1e-4)
 
 
 def test_the_same_check_sees_the_contrast_edit_and_the_ode_keeps_it(small):
-    rows = {(r["sampler"], r["t"]): r for r in small["rows"] if r["edit"] == "contrast"}
+    rows = {(r.sampler, r.t): r for r in small.rows if r.edit == "contrast"}
+    c2st_of = {key: r.scores["c2st"].value for key, r in rows.items()}
     for sampler in ("ode", "sde", "cycle-sde"):
-        assert not _near_floor(rows[sampler, 300]) and rows[sampler, 300]["c2st"] > 0.7
-        assert rows[sampler, 300] == rows["ode", 300] | {"sampler": sampler}  # one edited start, paired statistics
-    assert rows["ode", 0]["c2st"] > max(rows["sde", 0]["c2st"], rows["cycle-sde", 0]["c2st"]) + 0.1
+        assert not _near_floor(rows[sampler, 300]) and c2st_of[sampler, 300] > 0.7
+        # one edited start, paired statistics
+        assert rows[sampler, 300] == dataclasses.replace(rows["ode", 300], sampler=sampler)
+    assert c2st_of["ode", 0] > max(c2st_of["sde", 0], c2st_of["cycle-sde", 0]) + 0.1
 
 
-def test_cli_json_rows_settings_figure_and_bad_input(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("SDELAB_FIGURES", str(tmp_path))
-    argv = ["reproduce", "image-gap", "--n", "20", "--intervals", "5", "--seeds", "0", "1", "--edit", "none", "drag",
-            "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json", "--figures"]
+def test_cli_json_rows_settings_figure_and_bad_input(capsys, tmp_path):
+    argv = ["reproduce", "image-gap", "--n", "20", "--intervals", "5", "--seed", "0", "--repeats", "2", "--edit",
+            "none", "drag", "--checkpoints", "2", "--bootstrap", "5", "--workers", "1", "--json",
+            "--figures", str(tmp_path)]
     assert main(argv) == 0
     assert (tmp_path / "image_gap_digits.png").is_file()
     out = json.loads(capsys.readouterr().out)
     assert {(r["sampler"], r["edit"], r["seed"], r["t"]) for r in out["rows"]} == {
         (c, e, s, t) for c in CURVES for e in ("none", "drag") for s in (0, 1) for t in (600, 0)}
-    keys = {"sampler", "edit", "seed", "t", "fd", "c2st", "fd_floor", "c2st_floor", "ci"}
-    assert all(set(r) == keys and set(r["ci"]) == {"fd", "c2st", "fd_floor", "c2st_floor"} for r in out["rows"])
-    assert all(lo <= hi for r in out["rows"] for lo, hi in r["ci"].values())
+    keys = {"sampler", "edit", "seed", "t", "scores"}
+    assert all(set(r) == keys and set(r["scores"]) == {"fd_pca", "c2st", "fd_pca_floor", "c2st_floor"}
+               for r in out["rows"])
     assert out["settings"]["steps"] == 3 and out["settings"]["checkpoints"] == [600, 0]
     assert main(["reproduce", "image-gap", "--n", "451", "--json"]) == 2
     assert "n must lie in [5, 450]" in capsys.readouterr().err

@@ -43,11 +43,10 @@ def test_short_footer_stays_on_one_line():
     plt.close(fig)
 
 
-def test_saved_figure_gains_no_side_margin(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDELAB_FIGURES", str(tmp_path))
+def test_saved_figure_gains_no_side_margin(tmp_path):
     fig, _ = small_figure()
     fig.savefig(tmp_path / "bare.png", dpi=110, bbox_inches="tight")
-    path = save_figure(fig, "with_footer", setup=LONG)
+    path = save_figure(fig, "with_footer", setup=LONG, directory=tmp_path / "figures")
     plt.close(fig)
     bare, footed = Image.open(tmp_path / "bare.png").size, Image.open(path).size
     assert footed[0] <= bare[0] + 2, f"the footer widened the figure from {bare[0]} to {footed[0]} px"
@@ -92,6 +91,7 @@ def test_figure_slider_redraws_its_image_when_a_control_moves():
         ax.plot([0, 1], [0, a])
         return fig
 
+    open_before = plt.get_fignums()  # figures other tests of this worker left open
     box = figure_slider(draw, a=FloatSlider(value=1.0, min=0, max=2))
     slider, image = box.children[0].children[0], box.children[1]
     assert isinstance(image, Image) and image.value[:4] == b"\x89PNG"
@@ -99,7 +99,7 @@ def test_figure_slider_redraws_its_image_when_a_control_moves():
     first = image.value
     slider.value = 2.0
     assert calls == [1.0, 2.0] and image.value != first
-    assert plt.get_fignums() == [], "rendered figures must be closed"
+    assert plt.get_fignums() == open_before, "rendered figures must be closed"
     with pytest.raises(ValueError, match="at least one control"):
         figure_slider(draw)
 

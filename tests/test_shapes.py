@@ -227,8 +227,13 @@ def test_band_masks_cover_the_drag(cases):
     for k, ((sx, sy), (tx, ty)) in enumerate(zip(cases.source.tolist(), cases.target.tolist(), strict=True)):
         assert bands[k, 0, sy, sx] and bands[k, 0, ty, tx]
     assert band_masks(cases, 4).sum() > bands.sum()
+    per_case = torch.tensor([2.0, 4.0] * (len(cases.images) // 2) + [2.0] * (len(cases.images) % 2))
+    for k, mask in enumerate(band_masks(cases, per_case)):  # one radius per case: each as if given alone
+        assert torch.equal(mask, band_masks(cases, float(per_case[k]))[k])
     with pytest.raises(ValueError, match="radius must be >= 0"):
         band_masks(cases, -1)
+    with pytest.raises(ValueError, match="one per case"):
+        band_masks(cases, per_case[:-1])
 
 
 # ---- training batches ------------------------------------------------------------------------------------------

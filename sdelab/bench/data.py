@@ -2,7 +2,8 @@
 
 - DragBench-S (SDE-Drag's, 100 samples): a folder per sample with ``origin_image.png``, an optional
   ``mask.png`` (grayscale, white = editable; >= 128 counts, as the official code thresholds it) and
-  ``prompt.json`` = {"source": [[x, y], ...], "target": [[x, y], ...], "prompt": "..."}.
+  ``prompt.json`` = {"source": [[x, y], ...], "target": [[x, y], ...], "prompt": "..."}; a generated set with
+  ground truth (``sdelab.bench.shapes_set``) adds ``gt_image.png``, the true edited image at the input's size.
 - DragBench-D (DragDiffusion's, 205 samples in category folders): a folder per sample with
   ``original_image.png`` and ``meta_data.pkl`` = {"prompt": str, "points": [handle, target, handle, ...]
   as (x, y), "mask": an (H, W) array, any non-zero value editable (the set stores 0 and 1)}.
@@ -18,7 +19,6 @@ import builtins
 import codecs
 import io
 import json
-import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from sdelab.inputs import check_points
 
 S_FILES = ("origin_image.png", "prompt.json", "mask.png")  # any of them marks a DragBench-S sample folder
 D_FILES = ("original_image.png", "meta_data.pkl")  # any of them marks a DragBench-D sample folder
@@ -48,12 +50,21 @@ class DragSample:
     targets: list[tuple[float, float]]  # target points (x, y), one per handle
     mask: np.ndarray | None  # bool (H, W), True = editable; None = the whole image is editable
     prompt: str
+    truth_path: Path | None = None  # the true edited image (gt_image.png), where the set has one
 
     def image(self) -> Image.Image:
         """The input as an RGB PIL image (alpha composited on white, grayscale replicated)."""
         from sdelab.models.images import load_image, to_pil
 
         return to_pil(load_image(self.image_path))[0]
+
+    def truth(self) -> Image.Image | None:
+        """The true edited image as an RGB PIL image, or None where the set has none (the two public layouts)."""
+        if self.truth_path is None:
+            return None
+        from sdelab.models.images import load_image, to_pil
+
+        return to_pil(load_image(self.truth_path))[0]
 
 
 @dataclass
@@ -116,26 +127,11 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _points(value, name: str, size: tuple[int, int]) -> list[tuple[float, float]]:
-    """A non-empty list of (x, y) pairs of finite numbers inside an image of size (height, width)."""
-    h, w = size
-    number = (int, float, np.integer, np.floating)
+    """A non-empty list of (x, y) pairs of finite numbers inside an image of size (height, width), else BadSample."""
     try:
-        pairs = [tuple(p) for p in value]
-        ok = not isinstance(value, str | bytes | dict) and all(
-            len(p) == 2 and all(isinstance(v, number) and not isinstance(v, bool) for v in p) for p in pairs)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise BadSample(f"{name} must be a list of (x, y) pairs of numbers, got {value!r}"[:200])
-    pairs = [(float(x), float(y)) for x, y in pairs]
-    if not pairs:
-        raise BadSample(f"{name} holds no point")
-    if not all(math.isfinite(v) for p in pairs for v in p):
-        raise BadSample(f"{name} must be finite numbers, got {pairs}")
-    outside = [p for p in pairs if not (0 <= p[0] < w and 0 <= p[1] < h)]
-    if outside:
-        raise BadSample(f"{name} {outside} lie outside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})")
-    return pairs
+        return check_points(value, name, size)
+    except ValueError as err:
+        raise BadSample(str(err)[:200]) from None
 
 
 def _mask_matches(mask: np.ndarray, size: tuple[int, int], what: str) -> np.ndarray:
@@ -165,7 +161,11 @@ def _read_s(folder: Path, sid: str) -> DragSample:
         _image_size(folder / "mask.png")
         with Image.open(folder / "mask.png") as im:
             mask = _mask_matches(np.asarray(im.convert("L")) >= 128, size, "mask.png")
-    return DragSample(sid, "dragbench-s", folder / "origin_image.png", size, sources, targets, mask, meta["prompt"])
+    truth = folder / "gt_image.png"
+    if truth.exists() and _image_size(truth) != size:
+        raise BadSample(f"gt_image.png has size (height, width) = {_image_size(truth)}, the image {size}")
+    return DragSample(sid, "dragbench-s", folder / "origin_image.png", size, sources, targets, mask, meta["prompt"],
+                      truth if truth.exists() else None)
 
 
 def _read_d(folder: Path, sid: str) -> DragSample:

@@ -8,7 +8,9 @@ size, is the feature map. For each handle point, the output position whose featu
 similarity with the input's feature at the handle is where the handle went; its distance to the target, in
 input pixels, averaged over the points. The original uses SD 2.1 and draws fresh noise for each image; here any
 loaded model's UNet is used and both images get the same noise (drawn from the sample's seed), so an output
-equal to its input scores exactly the drag length.
+equal to its input scores exactly the drag length. The hook works on any diffusers UNet with ``up_blocks``: Stable
+Diffusion's ``UNet2DConditionModel`` (with the prompt) and a pixel model's ``UNet2DModel`` (unconditional: no
+prompt; its "skip" up blocks return (hidden states, skip image), of which the hidden states are the features).
 
 Image Fidelity (DragDiffusion's): 1 - LPIPS (AlexNet) between input and output at 224 x 224, when the optional
 ``lpips`` package and its backbone weights are there. PSNR and SSIM (scikit-image's, 7 x 7 window) over the
@@ -26,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sdelab.inputs import check_points
 from sdelab.models.base import DiffusionModel
-from sdelab.models.images import load_image, working_size
+from sdelab.models.images import load_image, model_image, working_size
 from sdelab.sampling import add_noise
 
 DIFT_T = 261  # DragDiffusion's evaluation: t = 261, up-block 1, an ensemble of 8 noise draws
@@ -48,7 +51,8 @@ def latent_features(model: DiffusionModel, x0: torch.Tensor, prompt: str | None 
                     up_block: int = DIFT_UP_BLOCK, ensemble: int = DIFT_ENSEMBLE,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """DIFT features of latents x0 (1 or ensemble, C, h, w): x_t = add_noise(x0, t) with ``ensemble`` noise draws,
-    one UNet call (prompt, no guidance), the output of ``model.unet.up_blocks[up_block]`` averaged: (1, C', h', w')."""
+    one UNet call (prompt, no guidance), the output of ``model.unet.up_blocks[up_block]`` averaged: (1, C', h', w').
+    An up block that returns a tuple (diffusers' Skip*UpBlock2D: hidden states, skip image) gives its hidden states."""
     blocks = model.unet.up_blocks
     if not 0 <= up_block < len(blocks):
         raise ValueError(f"up_block must lie in [0, {len(blocks) - 1}] for {model.name}, got {up_block}")
@@ -58,7 +62,8 @@ def latent_features(model: DiffusionModel, x0: torch.Tensor, prompt: str | None 
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = add_noise(x0, model.schedule, t, noise)
     captured = []
-    hook = blocks[up_block].register_forward_hook(lambda module, args, out: captured.append(out))
+    hook = blocks[up_block].register_forward_hook(
+        lambda module, args, out: captured.append(out[0] if isinstance(out, tuple) else out))
     try:
         model.eps(x_t, t, prompt=prompt or None)
     finally:
@@ -69,10 +74,12 @@ def latent_features(model: DiffusionModel, x0: torch.Tensor, prompt: str | None 
 @torch.no_grad()
 def image_features(model: DiffusionModel, image: Image.Image, prompt: str | None = None, seed: int = 0,
                    t: int = DIFT_T, up_block: int = DIFT_UP_BLOCK, ensemble: int = DIFT_ENSEMBLE) -> torch.Tensor:
-    """DIFT features of a PIL image at a size the model takes: ``ensemble`` posterior samples of the encoder,
-    then ``latent_features``; all noise from one generator seeded with ``seed`` (on the model's device)."""
+    """DIFT features of a PIL image at a size the model takes (as the model takes it: RGB, or grayscale for a
+    one-channel model such as the digits): ``ensemble`` posterior samples of the encoder, then ``latent_features``;
+    all noise from one generator seeded with ``seed`` (on the model's device)."""
     gen = torch.Generator(device=model.device).manual_seed(seed)
-    x0 = model.encode(load_image(image).expand(ensemble, -1, -1, -1), generator=gen)  # (ensemble, C, h, w)
+    pixels = model_image(image, model.image_channels)  # (1, c, H, W)
+    x0 = model.encode(pixels.expand(ensemble, -1, -1, -1), generator=gen)  # (ensemble, C, h, w)
     return latent_features(model, x0, prompt, t, up_block, ensemble, gen)
 
 
@@ -87,10 +94,9 @@ def match_points(source_features: torch.Tensor, output_features: torch.Tensor, h
     feature at the handle, both maps upsampled (bilinear) to size = (height, width) first, as DragDiffusion
     does. Handles index pixel (row, col) = (int(y), int(x)); ties go to the first position in row-major order."""
     h, w = size
-    rows = torch.tensor([int(y) for _, y in handles])
-    cols = torch.tensor([int(x) for x, _ in handles])
-    if len(rows) and not (rows.min() >= 0 and rows.max() < h and cols.min() >= 0 and cols.max() < w):
-        raise ValueError(f"handles must lie inside the {w}x{h} image, got {list(handles)}")
+    handles = check_points(handles, "handles", size, allow_empty=True)
+    rows = torch.tensor([int(y) for _, y in handles], dtype=torch.int64)
+    cols = torch.tensor([int(x) for x, _ in handles], dtype=torch.int64)
     dots = norms = vec_norms = 0
     for src, out in zip(_upsampled(source_features, size), _upsampled(output_features, size), strict=True):
         vecs = src[:, rows, cols]  # (chunk, k): the source features at the handles

@@ -6,7 +6,9 @@ Layout of the output folder OUT:
 - ``OUT/records/<sample id>.json``: the sample's row (seed, seconds, UNet calls, metrics) and its drag settings,
   written after the image: a sample is finished when its record exists;
 - ``OUT/settings.json``: the run's settings; a later run into OUT must have the same (it resumes that run);
-- ``OUT/results.json`` and ``OUT/results.csv``: every finished sample's row, sorted by id, and a summary.
+- ``OUT/results.json`` and ``OUT/results.csv``: every finished sample's row, sorted by id, and a summary; for a
+  set with ground truth (``gt_image.png``) the rows add ``sdelab.bench.truth``'s measures and the summary how well
+  Mean Distance agrees with the true drag error.
 
 Every file is written to a temporary name and renamed (``atomic_write``), so a run killed at any point leaves
 only whole files, and the next run redoes just the unfinished samples. Each sample's seed comes from the base
@@ -21,7 +23,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 import zlib
 from pathlib import Path
@@ -30,6 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sdelab.bench.data import DragBench, DragSample
+from sdelab.bench.files import atomic_write, json_bytes, png_bytes
 from sdelab.bench.metrics import (
     DIFT_ENSEMBLE,
     DIFT_T,
@@ -40,39 +42,19 @@ from sdelab.bench.metrics import (
     psnr_outside,
     ssim_outside,
 )
-from sdelab.edit.drag import drag
+from sdelab.bench.truth import TRUTH_KEYS, agreement, truth_metrics
+from sdelab.edit.drag import EDITORS, DragSettings, drag, drag_sampler
 from sdelab.models.base import DiffusionModel
 from sdelab.models.images import working_size
 
 COLUMNS = ("id", "seed", "seconds", "unet_calls", "substeps", "width", "height", "model_width", "model_height",
-           "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
+           "points", "mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask", *TRUTH_KEYS)
 METRICS = ("mean_distance", "image_fidelity", "psnr_outside_mask", "ssim_outside_mask")
 
 
 def sample_seed(base_seed: int, sample_id: str) -> int:
     """The seed of one sample: CRC-32 of "<base seed>/<sample id>" (stable across runs, machines and Python)."""
     return zlib.crc32(f"{base_seed}/{sample_id}".encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=1) + "\n").encode()
 
 
 def output_path(out: Path, sample_id: str) -> Path:
@@ -85,11 +67,14 @@ def record_path(out: Path, sample_id: str) -> Path:
 
 def sample_metrics(model: DiffusionModel, sample: DragSample, source: Image.Image, output: Image.Image,
                    size: tuple[int, int], seed: int, fidelity: ImageFidelity) -> dict:
-    """Every measure of one output (at the input's size): the per-point distances and the row's four metrics."""
+    """Every measure of one output (at the input's size): the per-point distances, the row's four metrics and the
+    ground-truth measures (``sdelab.bench.truth``; None where the sample has no true edited image)."""
     distances = mean_distance(model, source, output, sample.sources, sample.targets, sample.prompt, size, seed)
+    truth = sample.truth()
+    gt = dict.fromkeys(TRUTH_KEYS) if truth is None else truth_metrics(output, truth, sample.targets)
     return dict(distances=distances, mean_distance=sum(distances) / len(distances),
                 image_fidelity=fidelity(source, output), psnr_outside_mask=psnr_outside(source, output, sample.mask),
-                ssim_outside_mask=ssim_outside(source, output, sample.mask))
+                ssim_outside_mask=ssim_outside(source, output, sample.mask), **gt)
 
 
 def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fidelity: ImageFidelity):
@@ -97,9 +82,10 @@ def run_sample(model: DiffusionModel, sample: DragSample, settings: dict, fideli
     start = time.perf_counter()
     seed = sample_seed(settings["seed"], sample.id)
     mask = None if sample.mask is None else Image.fromarray(sample.mask.astype("uint8") * 255)
-    result = drag(model, sample.image(), sample.sources, sample.targets, mask, sample.prompt,
-                  method=settings["method"].removesuffix("-drag"), t0=settings["t0"], steps=settings["steps"],
-                  lora_steps=settings["lora_steps"], size=native_size(model), seed=seed, frames=False, progress=False)
+    drag_settings = DragSettings(sampler=settings["sampler"], t0=settings["t0"], steps=settings["steps"],
+                                 lora_steps=settings["lora_steps"], size=native_size(model), seed=seed)
+    result = drag(model, sample.image(), sample.sources, sample.targets, mask, sample.prompt, drag_settings,
+                  frames=False, progress=False)
     h, w = sample.size
     size = tuple(result.settings["working_size"])
     metrics = sample_metrics(model, sample, sample.image(), result.image, size, seed, fidelity)
@@ -122,14 +108,29 @@ def _check_settings(out: Path, settings: dict, state) -> None:
         atomic_write(path, json_bytes(settings))
 
 
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
 def summary(rows: list[dict]) -> dict:
-    """Benchmark-level numbers: Mean Distance over all points (DragDiffusion's), the other metrics over samples."""
+    """Benchmark-level numbers: Mean Distance over all points (DragDiffusion's), the other metrics over samples.
+
+    With ground truth: the drag error's mean over the samples that have one, "objects_lost" (samples whose dragged
+    object the output lacks), success and validity as fractions of the samples with ground truth, the mean PSNR to
+    the truth, and "agreement": the Spearman correlation of per-sample Mean Distance with the drag error.
+    """
     distances = [d for r in rows for d in r["distances"]]
     out = {"samples": len(rows), "points": len(distances),
            "mean_distance": sum(distances) / len(distances) if distances else None}
     for key in METRICS[1:]:
-        values = [r[key] for r in rows if r[key] is not None]
-        out[key] = sum(values) / len(values) if values else None
+        out[key] = _mean(r[key] for r in rows)
+    judged = [r for r in rows if r.get("success") is not None]  # samples with a shapes ground truth
+    out |= dict(truth_samples=len(judged), drag_error=_mean(r["drag_error"] for r in judged),
+                objects_lost=sum(r["drag_error"] is None for r in judged),
+                success=_mean(float(r["success"]) for r in judged), valid=_mean(float(r["valid"]) for r in judged),
+                psnr_truth=_mean(r.get("psnr_truth") for r in rows),
+                agreement=agreement([r["mean_distance"] for r in judged], [r["drag_error"] for r in judged]))
     out["seconds_per_sample"] = sum(r["seconds"] for r in rows) / len(rows) if rows else None
     return out
 
@@ -148,10 +149,11 @@ def write_tables(out: Path, settings: dict, rows: list[dict], skipped: list, fai
     return results
 
 
-def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sde", steps: int = 120, t0: float = 0.6,
-              lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None, progress: bool = True,
-              log=print) -> dict | None:
-    """SDE-Drag (method "sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None) into OUT.
+def run_bench(model: DiffusionModel, bench: DragBench, out, *, sampler: str = "cycle-sde", steps: int = 120,
+              t0: float = 0.6, lora_steps: int = 100, seed: int = 1234, limit: int | None = None, state=None,
+              progress: bool = True, log=print) -> dict | None:
+    """SDE-Drag (sampler "cycle-sde") or ODE-Drag ("ode") on the first ``limit`` samples of ``bench`` (all: None)
+    into OUT.
 
     Finished samples (with a record) are skipped; the rest are shared among the processes of ``state`` (an
     accelerate PartialState; None: one process). Each output is measured at once (``sample_metrics``, the drag
@@ -160,13 +162,13 @@ def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sd
     """
     from accelerate import PartialState
 
-    if method not in ("sde", "ode"):
-        raise ValueError(f"method must be 'sde' or 'ode', got {method!r}")
+    chosen = drag_sampler(sampler)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be an integer >= 1 or None, got {limit!r}")
     state = state or PartialState()
     out = Path(out)
-    settings = dict(benchmark=bench.layout, method=f"{method}-drag", model=model.name, steps=steps, t0=t0,
+    settings = dict(benchmark=bench.layout, sampler=chosen.name, editor=EDITORS[chosen.name], model=model.name,
+                    steps=steps, t0=t0,
                     lora_steps=lora_steps, seed=seed, native_size=native_size(model),
                     dtype=str(model.dtype).removeprefix("torch."), feature_model=model.name, dift_t=DIFT_T,
                     dift_up_block=DIFT_UP_BLOCK, dift_ensemble=DIFT_ENSEMBLE)
@@ -187,7 +189,7 @@ def run_bench(model: DiffusionModel, bench: DragBench, out, *, method: str = "sd
             f"{state.num_processes} process(es)")
     state.wait_for_everyone()  # every process has listed the unfinished samples before any writes a record
     with state.split_between_processes(todo) as mine:
-        bar = tqdm(mine, desc=settings["method"], unit="sample", disable=not (progress and state.is_main_process))
+        bar = tqdm(mine, desc=settings["editor"], unit="sample", disable=not (progress and state.is_main_process))
         for sample in bar:
             bar.set_postfix_str(sample.id)
             try:
@@ -264,7 +266,7 @@ def measure_outputs(model: DiffusionModel, bench: DragBench, outputs, *, seed: i
     for sid, reason in failed:
         log(f"no metrics for {sid}: {reason}")
     columns = ("id", "output", "seed", "seconds", "width", "height", "model_width", "model_height", "points",
-               *METRICS)
+               *METRICS, *TRUTH_KEYS)
     out.mkdir(parents=True, exist_ok=True)
     return write_tables(out, settings, rows, bench.skipped, failed, name="metrics", columns=columns)
 
@@ -273,7 +275,15 @@ def markdown(results: dict) -> str:
     """The summary as a small markdown table."""
     s, cfg = results["summary"], results["settings"]
     fmt = lambda v: "" if v is None else "inf" if v == math.inf else f"{v:.4g}"  # noqa: E731
-    head = "| method | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
-    line = (f"| {cfg.get('method', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
+    head = "| editor | samples | points | Mean Distance (px) | 1 - LPIPS | PSNR outside mask (dB) | SSIM outside mask |"
+    line = (f"| {cfg.get('editor', 'outputs')} | {s['samples']} | {s['points']} | {fmt(s['mean_distance'])} | "
             f"{fmt(s['image_fidelity'])} | {fmt(s['psnr_outside_mask'])} | {fmt(s['ssim_outside_mask'])} |")
-    return "\n".join([head, "|---" * 7 + "|", line])
+    table = [head, "|---" * 7 + "|", line]
+    if s.get("truth_samples"):
+        a = s["agreement"]
+        rho = "" if a["spearman"] is None else f"{a['spearman']:.3f} (p = {a['p_value']:.2g}, n = {a['n']})"
+        table += ["", "| against the ground truth | samples | drag error (px) | objects lost | success | valid | "
+                      "PSNR to truth (dB) | Spearman (Mean Distance, drag error) |", "|---" * 8 + "|",
+                  f"| {cfg.get('editor', 'outputs')} | {s['truth_samples']} | {fmt(s['drag_error'])} | "
+                  f"{s['objects_lost']} | {fmt(s['success'])} | {fmt(s['valid'])} | {fmt(s['psnr_truth'])} | {rho} |"]
+    return "\n".join(table)

@@ -1,7 +1,7 @@
 """Drag points of an image with SDE-Drag (or ODE-Drag with --ode), the paper's drag editor.
 
     python -m sdelab drag IMAGE --source X,Y [--source X,Y ...] --target X,Y [...] [--mask M.png] [--prompt P]
-        [--ode] [--model ID|PATH|tiny|digits] [--size PIXELS] [--steps N] [--t0 T] [--lora-steps N] [--seed S]
+        [--ode] [--model ID|PATH|tiny|digits|shapes] [--size PIXELS] [--steps N] [--t0 T] [--lora-steps N] [--seed S]
         --out OUT.png [--gif OUT.gif]
 
 Points are (x, y) pixels of IMAGE, sources and targets paired in order; the mask has IMAGE's size. An image of
@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", help="mask image at the input's size: white = editable (default: all)")
     parser.add_argument("--prompt", default="", help="text prompt (Stable Diffusion; default '')")
     parser.add_argument("--ode", action="store_true", help="ODE-Drag (DDIM inversion) instead of SDE-Drag")
-    parser.add_argument("--model", default=SD15, help=f"hub id, local folder, 'tiny' or 'digits' (default {SD15})")
+    parser.add_argument("--model", default=SD15,
+                        help=f"hub id, local folder, 'tiny' or a shipped pixel model such as 'digits' (default {SD15})")
     parser.add_argument("--size", type=non_negative_int,
                         help="working size: the longer side in pixels, a multiple of 8 for Stable Diffusion (default: "
                              "the model's own, 512 for SD 1.5); 0 drags at the image's own size")
@@ -52,22 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gif", help="also save the sub-step frames as an animated GIF")
 
 
-def load_model(name: str):
-    """'digits', 'tiny', or a Stable Diffusion hub id / local folder."""
-    if name == "digits":
-        from sdelab.models.pixel import load_digits_model
-
-        return load_digits_model()
-    from sdelab.models.stable_diffusion import load_stable_diffusion_or_tiny
-
-    return load_stable_diffusion_or_tiny(name)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from sdelab.bench.metrics import native_size
-    from sdelab.edit.drag import drag
+    from sdelab.cli.models import load_model
+    from sdelab.edit.drag import DragSettings, drag
 
     def fail(message: str) -> int:
         print(f"drag: error: {message}", file=sys.stderr)
@@ -79,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(err).splitlines()[0])
     size = native_size(model) if args.size is None else args.size or None
     try:
-        result = drag(model, args.image, args.source, args.target, args.mask, args.prompt,
-                      method="ode" if args.ode else "sde", t0=args.t0, steps=args.steps, size=size,
-                      lora_steps=args.lora_steps, seed=args.seed, frames=args.gif is not None)
+        settings = DragSettings(sampler="ode" if args.ode else "cycle-sde", t0=args.t0, steps=args.steps, size=size,
+                                lora_steps=args.lora_steps, seed=args.seed)
+        result = drag(model, args.image, args.source, args.target, args.mask, args.prompt, settings,
+                      frames=args.gif is not None)
     except torch.OutOfMemoryError:
         lower = ["--size (e.g. 512, SD 1.5's own, or 384)"] + ["drop --gif"] * bool(args.gif) + \
             ["--lora-steps 0"] * bool(args.lora_steps)
@@ -93,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         frames = result.frames
         frames[0].save(args.gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
     s = result.settings
-    print(f"{s['method']}: {s['m']} sub-steps at {s['working_size'][1]} x {s['working_size'][0]} (input "
+    print(f"{s['editor']}: {s['m']} sub-steps at {s['working_size'][1]} x {s['working_size'][0]} (input "
           f"{s['image_size'][1]} x {s['image_size'][0]}), {result.unet_calls} UNet calls, {result.seconds:.1f} s "
           f"-> {args.out}", file=sys.stderr)
     return 0

@@ -391,10 +391,12 @@ def drag_cases(n: int = 300, seed: int = 0, size: int = SIZE) -> DragCases:
                      torch.tensor(index), torch.tensor(source), torch.tensor(target))
 
 
-def band_masks(cases: DragCases, radius: float) -> torch.Tensor:
-    """bool (n, 1, S, S): pixels whose centre lies within ``radius`` of the segment from source to target."""
-    if radius < 0:
-        raise ValueError(f"radius must be >= 0 pixels, got {radius}")
+def band_masks(cases: DragCases, radius: float | torch.Tensor) -> torch.Tensor:
+    """bool (n, 1, S, S): pixels whose centre lies within ``radius`` of the segment from source to target; radius in
+    pixels, one for every case or (n,) one per case."""
+    r = torch.as_tensor(radius, dtype=torch.float64)
+    if r.ndim > 1 or (r.ndim == 1 and len(r) != len(cases.source)) or bool((r < 0).any()):
+        raise ValueError(f"radius must be >= 0 pixels, one number or one per case ({len(cases.source)}), got {radius}")
     side = cases.images.shape[-1]
     yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)), indexing="ij")
     p = torch.stack([xx, yy], -1)[None]  # (1, S, S, 2)
@@ -402,7 +404,7 @@ def band_masks(cases: DragCases, radius: float) -> torch.Tensor:
     d = t - s
     u = ((p - s) * d).sum(-1, keepdim=True) / (d * d).sum(-1, keepdim=True)
     closest = s + u.clamp(0, 1) * d
-    return ((p - closest).norm(dim=-1) <= radius)[:, None]
+    return ((p - closest).norm(dim=-1) <= r.reshape(-1, 1, 1))[:, None]  # r: () or (n,) -> broadcast
 
 
 # ---- batches for training: the same world, drawn and rendered in torch -----------------------------------------

@@ -24,16 +24,14 @@ import torch
 from sdelab.edit.inversion import METHODS, invert, reconstruct
 from sdelab.models.base import DiffusionModel, PerStep
 from sdelab.sampling import add_noise
-from sdelab.schedules import time_grid
+from sdelab.schedules import check_t0, time_grid
 
 
 def edit_steps(steps: int, t0: float) -> int:
     """Steps from t0 to the data level for ``steps`` over the whole diffusion: round(steps * t0), at least 1."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not 0 < t0 <= 1:
-        raise ValueError(f"t0 must lie in (0, 1], got {t0}")
-    return max(1, round(steps * t0))
+    return max(1, round(steps * check_t0(t0)))
 
 
 @torch.no_grad()

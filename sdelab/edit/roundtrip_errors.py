@@ -20,8 +20,6 @@ from sdelab.models.base import DiffusionModel
 from sdelab.samplers import SAMPLERS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-LABELS = {"ode": "DDIM inversion (ODE)", "cycle-sde": "Cycle-SDE", "sde": "SDE (fresh noise)"}
-STYLES = {"ode": ("C0", "o"), "cycle-sde": ("C3", "s"), "sde": ("C2", "d")}  # colour, marker
 
 
 @dataclass
@@ -51,24 +49,6 @@ class RoundtripErrors:
         rows = [f"{m:<12}{d:<9}" + "".join(f"{e:>11.2e}" for e in self.curve(m, d))
                 for m in self.methods for d in self.dtypes]
         return "\n".join([head, *rows])
-
-    def plot(self, ax, title: str) -> None:
-        """Error against steps on log-log axes: float32 filled and solid, float64 hollow and dashed (both visible)."""
-        from matplotlib.ticker import NullFormatter, NullLocator
-
-        for method in self.methods:
-            color, marker = STYLES[method]
-            for dtype in self.dtypes:
-                hollow = dtype == "float64"
-                look = dict(ls="--", markerfacecolor="none", markersize=10) if hollow else dict(markersize=5)
-                ax.plot(self.steps, self.curve(method, dtype), marker=marker, color=color,
-                        label=f"{LABELS[method]}, {dtype}", **look)
-        ax.set(xscale="log", yscale="log", xlabel="steps from t0 to 0", ylabel="max |x0_hat - x0|", title=title)
-        ax.set_xticks(self.steps, [str(s) for s in self.steps])
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.grid(True, which="major", color="0.9")
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
 
 
 def roundtrip_errors(model: DiffusionModel, x0: torch.Tensor, steps: Sequence[int], t0: float = 0.6,

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sdelab.inputs import as_picture, check_points
+
 
 def _rgb(image: Image.Image) -> Image.Image:
     """A PIL image as RGB: alpha composited on white, grayscale replicated."""
@@ -80,13 +82,9 @@ def to_image_tensor(images, multiple: int = 1) -> torch.Tensor:
 
 
 def load_image(image, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """A path or PIL image -> float32 (1, 3, H, W) in [0, 1], resized (bicubic) to size = (height, width) if given."""
-    if isinstance(image, str | Path):
-        image = Image.open(image)
-        image.load()
-    if not isinstance(image, Image.Image):
-        raise ValueError(f"image must be a path or a PIL image, got {type(image).__name__}")
-    image = _rgb(image)
+    """A path, PIL image or uint8 array (``sdelab.inputs.as_picture``) -> float32 (1, 3, H, W) in [0, 1], resized
+    (bicubic) to size = (height, width) if given."""
+    image = _rgb(as_picture(image))
     if size is not None:
         h, w = size
         image = image.resize((w, h), Image.Resampling.BICUBIC)
@@ -159,24 +157,10 @@ def image_mask(mask, image_size: tuple[int, int], latent_size: tuple[int, int]) 
 def latent_points(points, image_size: tuple[int, int], pixels_per_latent: int, name: str = "points") -> torch.Tensor:
     """(x, y) image-pixel points -> int64 (k, 2) latent (x, y) by floor division: the one place this happens.
 
-    Every point must be two finite numbers inside the image (0 <= x < width, 0 <= y < height); nothing is
-    clamped. ``name`` names the argument in the errors.
+    Every point must be two finite numbers inside the image (``sdelab.inputs.check_points``); nothing is clamped.
+    ``name`` names the argument in the errors.
     """
-    h, w = image_size
-    try:
-        p = torch.as_tensor(np.asarray(points, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a list of (x, y) pairs of numbers, got {points!r}") from None
-    if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"{name} must be a list of (x, y) pairs, got shape {tuple(p.shape)}")
-    if len(p) == 0:
-        raise ValueError(f"{name} must hold at least one point")
-    if not torch.isfinite(p).all():
-        raise ValueError(f"{name} must be finite numbers, got {p.tolist()}")
-    outside = (p[:, 0] < 0) | (p[:, 0] >= w) | (p[:, 1] < 0) | (p[:, 1] >= h)
-    if outside.any():
-        raise ValueError(f"{name} must lie inside the image: 0 <= x < {w}, 0 <= y < {h}; "
-                         f"got {p[outside].tolist()} (nothing is clamped)")
+    p = torch.tensor(check_points(points, name, image_size), dtype=torch.float64).reshape(-1, 2)  # (k, 2)
     return torch.div(p, pixels_per_latent, rounding_mode="floor").long()
 
 
@@ -186,10 +170,8 @@ def model_image(image, channels: int) -> torch.Tensor:
     image: a path, a PIL image, or a float array / tensor (c, H, W) or (1, c, H, W) in [0, 1] (a uint8
     array (H, W[, c]) too). Grayscale models get PIL images converted to "L"; RGB models get RGB.
     """
-    if isinstance(image, str | Path):
-        image = Image.open(image)
-        image.load()
-    if isinstance(image, Image.Image):
+    if isinstance(image, str | Path | Image.Image):
+        image = as_picture(image)
         if channels == 1:
             return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255)[None, None]
         return load_image(image)

@@ -9,8 +9,9 @@ Setup (``python -m sdelab reproduce drag``):
 - Methods: ``input`` (no edit), ``copy-paste`` (the same sub-steps, windows and noise applied to the clean
   image, no diffusion), ``ode-drag`` and ``sde-drag`` (``sdelab.edit.drag``, batched through each sub-step).
 - Grid: the official UI's density, 100 intervals over [0, T] (steps = 100 t0); t0 in {0.2, 0.4, 0.6}.
-- Metrics, each with a 95% bootstrap interval over the images: realism (Frechet distances to the training
-  digits in the judge's PCA and MLP features, the judge's confident fraction); faithfulness (the judge's
+- Scores (``sdelab.eval``), each with a 95% bootstrap interval over the images: realism (Frechet distances to the
+  1347 training digits in the judge's PCA and MLP features, "fd_pca" and "fd_mlp"; the judge's confident fraction);
+  faithfulness (the judge's
   label of the input kept; mean |change| outside the band); drag accuracy (``mean_distance``: where the
   input's copy window at the source best matches the output within 7 px of the source, by least squares,
   and its distance to the target; ``transfer``: ink gained in the target window over the ink of the source
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,9 @@ import torch
 
 from sdelab.data.digits import DragCases, band_masks, digits_dataset, drag_cases
 from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
-from sdelab.models.digits_quality import DigitsJudge, frechet_distance
+from sdelab.eval.bootstrap import Estimate, compare, summarise
+from sdelab.eval.judge import CONFIDENT, DigitsJudge
+from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 
@@ -70,52 +74,57 @@ def ink_transfer(inputs: np.ndarray, outputs: np.ndarray, source: np.ndarray, ta
     return gained / np.maximum(_window(inputs, source, r).sum((1, 2)), 1e-6)
 
 
-def measures(judge: DigitsJudge, cases: DragCases, outputs: torch.Tensor, band: torch.Tensor, r: int) -> dict:
-    """Per-image measures and judge features of one method's outputs (n, 1, 16, 16) in [0, 1]."""
+def measures(judge: DigitsJudge, cases: DragCases, outputs: torch.Tensor, band: torch.Tensor,
+             r: int) -> tuple[dict, dict]:
+    """Per-image measures (n,) and judge features of one method's outputs (n, 1, 16, 16) in [0, 1]."""
     x_in, x_out = cases.images[:, 0].numpy().astype(np.float64), outputs[:, 0].numpy().astype(np.float64)
-    flat = x_out.reshape(len(x_out), -1)
-    prob = judge.classifier.predict_proba(flat)
+    prob = judge.probabilities(outputs)  # (n, 10)
     source, target = cases.source.numpy(), cases.target.numpy()
     per_image = {
-        "confident": (prob.max(1) > 0.9).astype(float),
-        "class_kept": (prob.argmax(1) == judge.classifier.predict(x_in.reshape(len(x_in), -1))).astype(float),
+        "confident": (prob.max(1) > CONFIDENT).astype(float),
+        "class_kept": (prob.argmax(1) == judge.probabilities(cases.images).argmax(1)).astype(float),
         "mean_distance": mean_distance(x_in, x_out, source, target, r),
         "transfer": ink_transfer(x_in, x_out, source, target, r),
         "change_outside": np.array([np.abs(o - i)[~b].mean() for o, i, b in
                                     zip(x_out, x_in, band[:, 0].numpy(), strict=True)]),
     }
-    return {"per_image": per_image, "features": {"fd_pca": judge.pca.transform(flat), "fd_mlp": judge.hidden(flat)}}
+    return per_image, judge.features(outputs)
 
 
-def _statistics(m: dict, train_features: dict, boots: np.ndarray) -> tuple[dict, dict]:
-    """Point values and their values on every bootstrap resample (rows of ``boots``), per measure."""
-    point = {name: float(v.mean()) for name, v in m["per_image"].items()}
-    resampled = {name: v[boots].mean(1) for name, v in m["per_image"].items()}
-    for name, f in m["features"].items():
-        point[name] = frechet_distance(f, train_features[name])
-        resampled[name] = np.array([frechet_distance(f[b], train_features[name]) for b in boots])
-    return point, resampled
+@dataclass(frozen=True)
+class DragRow:
+    """The scores of one method's outputs at one mask setting and t0 (None for input and copy-paste)."""
+
+    method: str
+    mask: str
+    t0: float | None
+    scores: dict[str, Estimate]  # fd_pca, fd_mlp, confident, class_kept, mean_distance, transfer, change_outside
 
 
-def summarise(m: dict, train_features: dict, boots: np.ndarray) -> dict:
-    """One table row: the measures with 95% bootstrap intervals over the images.
+@dataclass(frozen=True)
+class DragComparison:
+    """ODE-Drag minus SDE-Drag at one mask setting and t0, paired image by image."""
 
-    A resample with replacement repeats images, which inflates a Frechet distance; its interval is therefore
-    bias-corrected (the resampled values shifted by their mean excess over the estimate).
-    """
-    point, resampled = _statistics(m, train_features, boots)
-    ci = {}
-    for name, values in resampled.items():
-        shift = values.mean() - point[name] if name.startswith("fd_") else 0.0
-        ci[name] = np.percentile(values - shift, [2.5, 97.5]).tolist()
-    return point | {"ci": ci}
+    mask: str
+    t0: float
+    ode_minus_sde: dict[str, Estimate]  # the scores of DragRow
 
 
-def compare(ode: dict, sde: dict, train_features: dict, boots: np.ndarray) -> dict:
-    """ODE-Drag minus SDE-Drag for every measure, with a paired 95% bootstrap interval (the same resamples)."""
-    (p_ode, r_ode), (p_sde, r_sde) = _statistics(ode, train_features, boots), _statistics(sde, train_features, boots)
-    return {name: {"ode_minus_sde": p_ode[name] - p_sde[name],
-                   "ci": np.percentile(r_ode[name] - r_sde[name], [2.5, 97.5]).tolist()} for name in p_ode}
+@dataclass
+class DragResult:
+    rows: list[DragRow]
+    comparisons: list[DragComparison]
+    settings: dict
+
+    @classmethod
+    def from_json(cls, data: dict) -> DragResult:
+        """The result from its JSON (``sdelab.reproduce.results.to_json``), such as the shipped drag_digits.json."""
+        def scores(d: dict) -> dict[str, Estimate]:
+            return {k: Estimate(**v) for k, v in d.items()}
+
+        return cls([DragRow(r["method"], r["mask"], r["t0"], scores(r["scores"])) for r in data["rows"]],
+                   [DragComparison(c["mask"], c["t0"], scores(c["ode_minus_sde"])) for c in data["comparisons"]],
+                   data["settings"])
 
 
 # ---- the experiment ------------------------------------------------------------------------------------------
@@ -131,7 +140,7 @@ def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | Non
     batched by their sub-step count."""
     steps = max(1, round(intervals * t0))
     out = {}
-    for method in ("ode", "sde"):
+    for method, sampler in (("ode-drag", "ode"), ("sde-drag", "cycle-sde")):
         result = torch.empty_like(x0)
         for m in sorted({len(s) for s in per_image}):
             idx = [i for i, s in enumerate(per_image) if len(s) == m]
@@ -140,10 +149,10 @@ def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | Non
             gen = torch.Generator(device=model.device).manual_seed(seed + m)
             # chain_batch=20: the chain's eps 20 steps per call, measured faster for this model on a CPU
             # (benchmarks/drag.py); the same result up to float rounding
-            result[idx] = drag_latents(model, x0[idx], substeps, method=method,
+            result[idx] = drag_latents(model, x0[idx], substeps, sampler=sampler,
                                        mask=None if mask is None else mask[idx], t0=t0, steps=steps, alpha=alpha,
                                        beta=beta, radius=r, generator=gen, chain_batch=20, progress=progress)
-        out[f"{method}-drag"] = model.decode(result)
+        out[method] = model.decode(result)
     return out
 
 
@@ -174,8 +183,9 @@ def _mask_outputs(n: int, seed: int, mask_name: str, t0s: tuple, intervals: int,
 
 def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alpha: float = 1.1, beta: float = 0.3,
                    seed: int = 0, reps: int = 200, save=None, load=None, workers: int = 1,
-                   progress: bool = True) -> dict:
+                   progress: bool = True) -> DragResult:
     """The table's rows (one per method, mask and t0), the paired ODE-minus-SDE comparisons, and the settings.
+    Every interval resamples the n inputs under ``seed`` (``sdelab.eval.bootstrap``).
 
     save: a folder for the .npz outputs; load: such a folder, to re-measure saved outputs without rerunning.
     workers: 2 runs the two mask settings in two processes (one thread each; call it under
@@ -190,12 +200,10 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
     r = default_radius(16)
     cases = drag_cases(n, r, seed)
     judge = DigitsJudge.fit()
-    train = digits_dataset(split="train")[:, 0].numpy().reshape(-1, 256).astype(np.float64)
-    train_features = {"fd_pca": judge.pca.transform(train), "fd_mlp": judge.hidden(train)}
+    references = judge.references(digits_dataset(split="train"))
     bands = band_masks(cases, r)
     x0 = model.encode(cases.images)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
-    boots = np.random.default_rng(seed).integers(n, size=(reps, n))  # shared: every comparison is paired
     computed = {}
     if load is None and workers == 2:
         jobs = [(n, seed, m, tuple(t0s), intervals, alpha, beta) for m in MASKS]
@@ -208,17 +216,18 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
             reported = METHODS if k == 0 else METHODS[2:]  # input and copy-paste do not depend on t0
             m = {method: measures(judge, cases, outputs[method], bands, r) for method in reported}
             for method in reported:
-                rows.append({"method": method, "mask": mask_name, "t0": t0 if method.endswith("drag") else None}
-                            | summarise(m[method], train_features, boots))
-            comparisons.append({"mask": mask_name, "t0": t0}
-                               | compare(m["ode-drag"], m["sde-drag"], train_features, boots))
+                rows.append(DragRow(method, mask_name, t0 if method.endswith("drag") else None,
+                                    summarise(*m[method], references, reps, seed)))
+            comparisons.append(DragComparison(mask_name, t0, compare(m["ode-drag"], m["sde-drag"], references, reps,
+                                                                     seed)))
             if save is not None:
                 arrays = {k.replace("-", "_"): v.numpy().astype(np.float32) for k, v in outputs.items()}
                 np.savez_compressed(f"{save}/drag_digits_t0={t0}_mask={mask_name}.npz", **arrays,
                                     source=cases.source.numpy(), target=cases.target.numpy())
     settings = dict(model=model.name, n=n, t0=list(t0s), intervals=intervals, steps=[max(1, round(intervals * t))
                                                                                      for t in t0s],
-                    alpha=alpha, beta=beta, radius=r, step_size=2.0, search=SEARCH, seed=seed, bootstrap=reps,
+                    alpha=alpha, beta=beta, radius=r, step_size=2.0, search=SEARCH,
+                    reference="the 1347 training digits", seed=seed, bootstrap=reps,
                     workers=workers, seconds=round(time.perf_counter() - start, 1))
     if save is not None:  # the run's own settings beside its outputs, so that --load can report them
         Path(save, "settings.json").write_text(json.dumps(settings))
@@ -226,74 +235,32 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
         fresh = json.loads(Path(load, "settings.json").read_text())
         settings |= {"seconds_of_the_run": fresh["seconds"],
                      "measured_from_saved_outputs": True}
-    return {"rows": rows, "comparisons": comparisons, "settings": settings}
+    return DragResult(rows, comparisons, settings)
 
 
-def markdown(result: dict) -> str:
-    """The rows as a markdown table (drag measures with their 95% intervals), then the paired comparisons."""
-    head = ("| mask | method | t0 | FD-PCA | FD-MLP | confident | class kept | mean distance (px) | ink transfer | "
-            "change outside |\n|---|---|---|---|---|---|---|---|---|---|")
-    lines = []
-    for r in result["rows"]:
-        ci = r["ci"]
-        lines.append(f"| {r['mask']} | {r['method']} | {'' if r['t0'] is None else r['t0']} | {r['fd_pca']:.2f} | "
-                     f"{r['fd_mlp']:.2f} | {r['confident']:.2f} | {r['class_kept']:.2f} | "
-                     f"{r['mean_distance']:.2f} [{ci['mean_distance'][0]:.2f}, {ci['mean_distance'][1]:.2f}] | "
-                     f"{r['transfer']:.2f} [{ci['transfer'][0]:.2f}, {ci['transfer'][1]:.2f}] | "
-                     f"{r['change_outside']:.3f} |")
-    names = ["fd_pca", "fd_mlp", "confident", "class_kept", "mean_distance", "transfer"]
-    head2 = ("| mask | t0 | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names))
-    lines2 = [f"| {c['mask']} | {c['t0']} | " + " | ".join(
-        f"{c[n]['ode_minus_sde']:+.3f} [{c[n]['ci'][0]:+.3f}, {c[n]['ci'][1]:+.3f}]" for n in names) + " |"
-        for c in result.get("comparisons", [])]
-    return "\n".join([head, *lines, "", "ODE-Drag minus SDE-Drag (paired 95% bootstrap intervals):", "", head2,
-                      *lines2])
+def caption(settings: dict) -> str:
+    """What every drag table measures, against which reference set, with which intervals."""
+    return (f"*Digits DDPM, {settings['n']} held-out digits, one drag each. FD-PCA / FD-MLP: Frechet distances to "
+            f"{settings['reference']} in the judge's 32-component PCA of the training pixels / its 64 hidden units; "
+            f"95% bootstrap intervals over the images ({settings['bootstrap']} resamples; Frechet intervals "
+            "bias-corrected).*")
 
 
-# ---- figures -------------------------------------------------------------------------------------------------
-def tradeoff_figure(result: dict):
-    """Realism (FD-PCA to the training digits) against drag accuracy (mean distance, ink transfer), per mask."""
-    import matplotlib.pyplot as plt
-
-    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0"}
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharey="row")
-    for col, mask in enumerate(MASKS):
-        for row, (measure, label) in enumerate([("mean_distance", "mean distance to the target (px), lower = moved"),
-                                                ("transfer", "ink transfer to the target window, higher = moved")]):
-            ax = axes[row, col]
-            for method, color in colors.items():
-                rows = [r for r in result["rows"] if r["method"] == method and r["mask"] == mask]
-                xs, ys = [r[measure] for r in rows], [r["fd_pca"] for r in rows]
-                xerr = np.abs(np.array([r["ci"][measure] for r in rows]).T - xs)
-                yerr = np.abs(np.array([r["ci"]["fd_pca"] for r in rows]).T - ys)
-                ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o-" if len(rows) > 1 else "s", color=color,
-                            capsize=2, label=method)
-                for r in rows:
-                    if r["t0"] is not None:
-                        ax.annotate(f"t0={r['t0']}", (r[measure], r["fd_pca"]), fontsize=7, xytext=(3, 3),
-                                    textcoords="offset points", color=color)
-            ax.set(xlabel=label, ylabel="FD-PCA to training digits (lower: realistic)" if col == 0 else "",
-                   title=f"mask: {mask}")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Drag on the digits model: realism against drag accuracy (95% bootstrap intervals)", fontsize=11)
-    fig.tight_layout()
-    return fig
+MEASURES = ("fd_pca", "fd_mlp", "confident", "class_kept", "mean_distance", "transfer")  # compared in the 2nd table
 
 
-def examples_figure(arrays: dict[str, dict[str, np.ndarray]], source: np.ndarray, target: np.ndarray, k: int = 6):
-    """Inputs with their drag arrows, then copy-paste and each t0's ODE-Drag and SDE-Drag outputs, for k images.
-
-    arrays: {t0 label: npz arrays of run ``--save``}; every t0 shares the inputs and the copy-paste.
-    """
-    from sdelab.plotting import digit_columns
-
-    first = next(iter(arrays.values()))
-    columns = [("input", first["input"]), ("copy-paste", first["copy_paste"])]
-    for t0, a in arrays.items():
-        columns += [(f"ODE-Drag\nt0={t0}", a["ode_drag"]), (f"SDE-Drag\nt0={t0}", a["sde_drag"])]
-    fig, axes = digit_columns(columns, k, cell=(1.15, 1.2))
-    for ax, (sx, sy), (tx, ty) in zip(axes[:, 0], source, target, strict=False):  # the inputs' drags
-        ax.annotate("", (tx, ty), (sx, sy), arrowprops=dict(arrowstyle="->", color="C3", lw=1.5))
-        ax.plot([sx], [sy], "o", color="C3", ms=3)
-    fig.tight_layout(pad=0.3)
-    return fig
+def markdown(result: DragResult) -> str:
+    """The rows (the drag measures with their intervals), then the paired comparisons."""
+    rows = [[r.mask, r.method, label(r.t0)] + [cell(r.scores[k], interval=False) for k in MEASURES[:4]]
+            + [cell(r.scores["mean_distance"]), cell(r.scores["transfer"]), cell(r.scores["change_outside"], 3,
+                                                                                 interval=False)]
+            for r in result.rows]
+    table = markdown_table(["mask", "method", "t0", "FD-PCA", "FD-MLP", "confident", "class kept", "mean distance (px)",
+                            "ink transfer", "change outside"], rows, caption(result.settings))
+    comparisons = [[c.mask, label(c.t0)] + [cell(c.ode_minus_sde[k], 3, signed=True) for k in MEASURES]
+                   for c in result.comparisons]
+    comparisons = markdown_table(["mask", "t0", "FD-PCA", "FD-MLP", "confident", "class kept", "mean distance",
+                                  "ink transfer"], comparisons,
+                                 "ODE-Drag minus SDE-Drag, paired image by image (positive FD and negative confident / "
+                                 "class-kept differences favour SDE-Drag).")
+    return f"{table}\n\n{comparisons}"

@@ -20,33 +20,31 @@ Setup (``python -m sdelab reproduce image-gap``):
   same edit, eta = 0 back.
 - Statistics at every checkpoint t against a reference population: the 1347 training digits noised to t with
   ``add_noise`` (fresh noise per seed and t), so that they measure distributions, not closeness to the same images.
-  ``fd``: the Frechet distance in a fixed 32-component PCA of the training digits (``frechet_distance``).
-  ``c2st``: a classifier two-sample test, the cross-validated accuracy of a logistic regression on the PCA features
-  and their squares telling the population from n reference samples (0.5 = indistinguishable).
-  The noise floor (``fd_floor``, ``c2st_floor``): the same statistics of the unedited held-out digits at t
-  (chain[i]) against the same reference. 95% bootstrap intervals: the FD over rows of both sets resampled, the
-  C2ST over its cross-validated verdicts resampled.
+  ``fd_pca``: the Frechet distance in the digits judge's 32-component PCA of the training pixels
+  (``sdelab.eval``), applied to (x + 1) / 2, the model's x0 scale mapped to pixels without clipping (the PCA is
+  linear, so noisy states have features too). ``c2st``: a classifier two-sample test, the cross-validated accuracy
+  of a logistic regression on the PCA features and their squares telling the population from n reference samples
+  (0.5 = indistinguishable). The noise floor (``fd_pca_floor``, ``c2st_floor``): the same statistics of the
+  unedited held-out digits at t (chain[i]) against the same reference. 95% bootstrap intervals: the FD's with the
+  rows of both sets resampled (the reference is a random draw too) and bias-corrected, the C2ST's over its
+  cross-validated verdicts.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from sdelab.data.digits import DragCases, digits_dataset, drag_cases
 from sdelab.edit.drag import copy_paste
-from sdelab.models.digits_quality import frechet_distance
+from sdelab.eval.bootstrap import Estimate, frechet_two_sample, mean_estimate
+from sdelab.eval.c2st import FOLDS, c2st
+from sdelab.eval.judge import DigitsJudge
+from sdelab.eval.tables import cell, markdown_table
 from sdelab.models.pixel import PixelDiffusion, load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
@@ -57,7 +55,6 @@ EDITS = ("none", "contrast", "shift", "blur", "drag")
 CURVES = (*SAMPLERS, "ode-inversion")  # ode, sde, cycle-sde, ode-inversion
 CONTRAST, SHIFT, BLUR = 1.3, 2, 1.0  # factor; pixels to the right; Gaussian sigma in pixels
 RADIUS, ALPHA, BETA = 2, 1.1, 0.3  # the drag's copy-paste (sdelab.edit.drag; radius = default_radius(16))
-COMPONENTS, FOLDS = 32, 5  # PCA features; cross-validation folds of the C2ST
 
 
 # ---- the edits ---------------------------------------------------------------------------------------------------
@@ -83,70 +80,23 @@ def edit(name: str, x_t0: torch.Tensor, cases: DragCases | None = None, seed: in
 
 
 # ---- the statistics ----------------------------------------------------------------------------------------------
-def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = FOLDS) -> tuple[float, np.ndarray]:
-    """Classifier two-sample test: the accuracy of ``folds``-fold cross-validated predictions of a logistic
-    regression on [x, x^2] telling the rows of a (n, d) from those of b (n, d); 0.5 = indistinguishable.
-
-    Returns (accuracy, correct): correct (2n,) bool, the verdict on every row (a's rows first), for the bootstrap.
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"a and b must be (n, d) arrays of one shape (equal sizes: chance is 0.5), got "
-                         f"{a.shape} and {b.shape}")
-    if not 2 <= folds <= len(a):
-        raise ValueError(f"folds must lie in [2, n = {len(a)}], got {folds}")
-    x = np.concatenate([a, b])
-    x = np.concatenate([x, x**2], axis=1)  # (2n, 2d): a linear classifier on these sees means and variances
-    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    with threadpool_limits(limits=1):
-        verdict = cross_val_predict(classifier, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    correct = verdict == y
-    return float(correct.mean()), correct
-
-
-def _interval(values) -> list[float]:
-    return np.percentile(values, [2.5, 97.5]).tolist()
-
-
-def gap(a: np.ndarray, reference: np.ndarray, seed: int = 0, reps: int = 100) -> dict:
+def gap(a: np.ndarray, reference: np.ndarray, seed: int = 0, reps: int = 100) -> dict[str, Estimate]:
     """FD and C2ST of features a (n, d) against reference features (m >= n, d), with 95% bootstrap intervals.
 
     The FD uses the whole reference; the C2ST its first n rows (shuffle it beforehand), so that chance is 0.5.
     ``seed`` fixes the C2ST's folds and the bootstrap's resamples, so that populations compared with one
     reference under one seed are paired: identical populations get identical results.
-    The FD's interval is the bootstrap's spread about the estimate: resampling with replacement repeats rows and so
-    biases every resampled distance upwards (by about as much as the estimate at n = 450 in 32 dimensions).
     """
     if reference.ndim != 2 or a.ndim != 2 or reference.shape[1] != a.shape[1] or len(reference) < len(a):
         raise ValueError(f"reference must be (m, d) with m >= n for a (n, d), got {reference.shape} and {a.shape}")
-    rng = np.random.default_rng(seed)
-    n, m = len(a), len(reference)
-    fd = frechet_distance(a, reference)
-    fd_boot = np.array([frechet_distance(a[rng.integers(n, size=n)], reference[rng.integers(m, size=m)])
-                        for _ in range(reps)])
-    fd_boot += fd - fd_boot.mean()  # resampled rows repeat, which raises a Frechet distance: keep only the spread
-    accuracy, correct = c2st(a, reference[:n], seed=seed)
-    c2st_boot = correct[rng.integers(2 * n, size=(reps, 2 * n))].mean(1)
-    return {"fd": fd, "c2st": accuracy, "ci": {"fd": _interval(fd_boot), "c2st": _interval(c2st_boot)}}
+    _, correct = c2st(a, reference[:len(a)], seed=seed)
+    return {"fd_pca": frechet_two_sample(a, reference, reps, seed), "c2st": mean_estimate(correct, reps, seed)}
 
 
-@dataclass
-class Features:
-    """The fixed feature map: a PCA of the training digits in the diffusion's x0 scale, (n, 1, 16, 16) -> (n, 32)."""
-
-    pca: PCA
-
-    @classmethod
-    def fit(cls, train_x0: torch.Tensor, components: int = COMPONENTS, seed: int = 0) -> Features:
-        return cls(PCA(n_components=components, random_state=seed).fit(_flat(train_x0)))
-
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
-        return self.pca.transform(_flat(x))
-
-
-def _flat(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().reshape(len(x), -1).numpy().astype(np.float64)
+def features(judge: DigitsJudge, x: torch.Tensor) -> np.ndarray:
+    """The judge's PCA features (n, 32) of diffusion states x (n, 1, 16, 16) in the model's x0 scale, mapped to
+    pixels by (x + 1) / 2 without clipping."""
+    return judge.features((x + 1) / 2)["fd_pca"]
 
 
 # ---- the chains --------------------------------------------------------------------------------------------------
@@ -177,38 +127,37 @@ def run_kept(eps_model, schedule, x, grid, keep: list[int], **kwargs) -> dict[in
     return kept
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setup:
     """What every seed shares: the model, the grid, the held-out digits with their drags, the training digits
-    (the reference), the features, and the DDIM inversion of the held-out digits (deterministic)."""
+    (the reference), the judge (its features), and the DDIM inversion of the held-out digits (deterministic)."""
 
     model: PixelDiffusion
     grid: torch.Tensor  # (steps + 1,) timesteps from t0 down to 0
     cases: DragCases
     x0: torch.Tensor  # (n, 1, 16, 16) held-out digits in [-1, 1]
     train: torch.Tensor  # (1347, 1, 16, 16) training digits in [-1, 1]
-    features: Features
+    judge: DigitsJudge
     inverted: torch.Tensor  # (n, 1, 16, 16) DDIM inversion of x0 to grid[0]
-    deterministic: dict = field(default_factory=dict)  # (edit, keep) -> ode-inversion populations, seed-free
 
 
-@lru_cache(maxsize=1)
 def setup(n: int, t0: float, intervals: int) -> Setup:
-    """The shared part of the experiment, computed once per process."""
+    """The shared part of the experiment (build it once per process and pass it on)."""
     model = load_digits_model()
     grid = time_grid(model.schedule, max(1, round(intervals * t0)), t0)
     cases = drag_cases(n, RADIUS, seed=0)
     x0 = model.encode(cases.images)
     train = model.encode(digits_dataset(split="train"))
     inverted = ddim_invert(in_chunks(model.eps_model()), model.schedule, x0, grid)[0]
-    return Setup(model, grid, cases, x0, train, Features.fit(train), inverted)
+    return Setup(model, grid, cases, x0, train, DigitsJudge.fit(), inverted)
 
 
-def population_chains(s: Setup, edits, keep: list[int], seed: int, progress: bool = False):
+def population_chains(s: Setup, edits, keep: list[int], seed: int, deterministic: dict, progress: bool = False):
     """One seed's four curves of every edit, {(curve, edit): {grid index: (n, 1, 16, 16)}}, and the unedited
     forward chain at the kept indices (the floor's population). The edits run batched, (len(edits) n, 1, 16, 16).
 
-    ode-inversion is deterministic for every edit but the drag (no noise anywhere): it runs once per process.
+    ode-inversion is deterministic for every edit but the drag (no noise anywhere): its populations are looked up
+    in, or added to, the caller's ``deterministic`` cache {(edit, tuple(keep)): populations}, kept for one Setup.
     """
     eps_model, schedule, grid, n, k = in_chunks(s.model.eps_model()), s.model.schedule, s.grid, len(s.x0), len(edits)
     chain = forward_chain(schedule, s.x0, grid, generator=torch.Generator(device=s.x0.device).manual_seed(4 * seed))
@@ -223,7 +172,7 @@ def population_chains(s: Setup, edits, keep: list[int], seed: int, progress: boo
     }
     out = {(curve, name): {i: x[j * n:(j + 1) * n] for i, x in kept.items()}
            for curve, kept in runs.items() for j, name in enumerate(edits)}
-    todo = [name for name in edits if name == "drag" or (name, tuple(keep)) not in s.deterministic]
+    todo = [name for name in edits if name == "drag" or (name, tuple(keep)) not in deterministic]
     if todo:
         inverted = torch.cat([edit(name, s.inverted, s.cases, seed) for name in todo])
         kept = run_kept(eps_model, schedule, inverted, grid, keep, eta=0.0, progress=progress)
@@ -232,37 +181,57 @@ def population_chains(s: Setup, edits, keep: list[int], seed: int, progress: boo
             if name == "drag":
                 out["ode-inversion", name] = populations
             else:
-                s.deterministic[name, tuple(keep)] = populations
-    out |= {("ode-inversion", name): s.deterministic[name, tuple(keep)] for name in edits if name != "drag"}
+                deterministic[name, tuple(keep)] = populations
+    out |= {("ode-inversion", name): deterministic[name, tuple(keep)] for name in edits if name != "drag"}
     return out, {i: chain[i] for i in keep}
 
 
-def seed_rows(n: int, t0: float, intervals: int, edits, count: int, reps: int, seed: int,
-              progress: bool = False) -> list[dict]:
+@dataclass(frozen=True)
+class GapRow:
+    """The statistics of one curve and edit at one seed and checkpoint t, beside the floor of that seed and t."""
+
+    sampler: str
+    edit: str
+    seed: int
+    t: int
+    scores: dict[str, Estimate]  # fd_pca, c2st, fd_pca_floor, c2st_floor
+
+
+@dataclass
+class GapResult:
+    rows: list[GapRow]
+    settings: dict
+
+
+def seed_rows(s: Setup, deterministic: dict, edits, count: int, reps: int, seed: int,
+              progress: bool = False) -> list[GapRow]:
     """The rows of one seed: every curve and edit at every checkpoint, with the floor of that seed and t."""
-    s = setup(n, t0, intervals)
     keep = checkpoints(len(s.grid) - 1, count)
-    chains, floor_population = population_chains(s, edits, keep, seed, progress)
+    chains, floor_population = population_chains(s, edits, keep, seed, deterministic, progress)
     reference_noise = torch.Generator().manual_seed(4 * seed + 2)
     rng = np.random.default_rng(seed)
     rows = []
     for i in keep:
         t = s.grid[i]
         noise = torch.randn(s.train.shape, generator=reference_noise)
-        reference = s.features(add_noise(s.train, s.model.schedule, t, noise))[rng.permutation(len(s.train))]
+        reference = features(s.judge, add_noise(s.train, s.model.schedule, t, noise))[rng.permutation(len(s.train))]
         paired = 1000 * seed + i  # one C2ST split and one set of resamples for every population at this t
-        floor = gap(s.features(floor_population[i]), reference, paired, reps)
+        floor = gap(features(s.judge, floor_population[i]), reference, paired, reps)
+        floor = {f"{name}_floor": e for name, e in floor.items()}
         for curve in CURVES:
             for name in edits:
-                g = gap(s.features(chains[curve, name][i]), reference, paired, reps)
-                rows.append({"sampler": curve, "edit": name, "seed": seed, "t": int(t), "fd": g["fd"],
-                             "c2st": g["c2st"], "fd_floor": floor["fd"], "c2st_floor": floor["c2st"],
-                             "ci": g["ci"] | {"fd_floor": floor["ci"]["fd"], "c2st_floor": floor["ci"]["c2st"]}})
+                g = gap(features(s.judge, chains[curve, name][i]), reference, paired, reps)
+                rows.append(GapRow(curve, name, seed, int(t), g | floor))
     return rows
 
 
+def _seed_rows_job(n: int, t0: float, intervals: int, edits, count: int, reps: int, seed: int) -> list[GapRow]:
+    """``seed_rows`` in a worker process, which builds its own Setup and cache."""
+    return seed_rows(setup(n, t0, intervals), {}, edits, count, reps, seed)
+
+
 def image_gap(n: int = 450, t0: float = 0.6, intervals: int = 50, edits=EDITS, seeds=(0, 1, 2), count: int = 11,
-              reps: int = 100, workers: int = 1, progress: bool = True) -> dict:
+              reps: int = 100, workers: int = 1, progress: bool = True) -> GapResult:
     """The rows (one per curve, edit, seed and checkpoint t) and the settings (module docstring).
 
     workers > 1 runs the seeds in that many processes (one thread each; call it under ``if __name__ == "__main__":``
@@ -278,99 +247,55 @@ def image_gap(n: int = 450, t0: float = 0.6, intervals: int = 50, edits=EDITS, s
     if not seeds or workers < 1:
         raise ValueError(f"seeds must name at least one seed and workers must be >= 1, got {list(seeds)}, {workers}")
     start = time.perf_counter()
-    jobs = [(n, t0, intervals, tuple(edits), count, reps, seed) for seed in seeds]
     if workers == 1:
-        per_seed = [seed_rows(*job, progress=progress) for job in jobs]
+        shared, deterministic = setup(n, t0, intervals), {}
+        per_seed = [seed_rows(shared, deterministic, tuple(edits), count, reps, seed, progress) for seed in seeds]
     else:
-        per_seed = process_map(seed_rows, jobs, workers)
+        jobs = [(n, t0, intervals, tuple(edits), count, reps, seed) for seed in seeds]
+        per_seed = process_map(_seed_rows_job, jobs, workers)
     rows = [r for rows in per_seed for r in rows]
     settings = dict(model="digits-ddpm", n=n, t0=t0, intervals=intervals, steps=max(1, round(intervals * t0)),
-                    checkpoints=sorted({r["t"] for r in rows}, reverse=True), edits=list(edits), seeds=list(seeds),
+                    checkpoints=sorted({r.t for r in rows}, reverse=True), edits=list(edits), seeds=list(seeds),
                     contrast=CONTRAST, shift_px=SHIFT, blur_sigma_px=BLUR,
                     drag=dict(radius=RADIUS, alpha=ALPHA, beta=BETA, step="the whole drag in one copy-paste"),
-                    reference="the 1347 training digits noised with add_noise", pca_components=COMPONENTS,
+                    reference="the 1347 training digits noised to t with add_noise",
+                    features="the judge's 32-component PCA of the training pixels, on (x + 1) / 2",
                     c2st=f"logistic regression on [PCA, PCA^2], {FOLDS}-fold cross-validated", bootstrap=reps,
                     workers=workers, seconds=round(time.perf_counter() - start, 1))
-    return {"rows": rows, "settings": settings}
+    return GapResult(rows, settings)
 
 
 # ---- summaries ---------------------------------------------------------------------------------------------------
-def summary(result: dict) -> dict:
-    """Per (curve, edit, t): the mean over seeds of fd, c2st and their floors, and the seeds' widest intervals."""
+def summary(result: GapResult) -> dict[tuple[str, str, int], dict[str, Estimate]]:
+    """Per (curve, edit, t): every statistic's mean over the seeds, with the seeds' widest 95% interval."""
     out: dict = {}
-    for r in result["rows"]:
-        out.setdefault((r["sampler"], r["edit"], r["t"]), []).append(r)
-    table = {}
-    for key, rs in out.items():
-        entry = {s: float(np.mean([r[s] for r in rs])) for s in ("fd", "c2st", "fd_floor", "c2st_floor")}
-        entry["ci"] = {s: [min(r["ci"][s][0] for r in rs), max(r["ci"][s][1] for r in rs)] for s in rs[0]["ci"]}
-        table[key] = entry
-    return table
+    for r in result.rows:
+        out.setdefault((r.sampler, r.edit, r.t), []).append(r.scores)
+    return {key: {name: Estimate(float(np.mean([s[name].value for s in seeds])), min(s[name].low for s in seeds),
+                                 max(s[name].high for s in seeds)) for name in seeds[0]}
+            for key, seeds in out.items()}
 
 
-def markdown(result: dict) -> str:
-    """One line per edit and curve: FD and C2ST at t0 and at the data level (means over the seeds, with the seeds'
-    widest 95% intervals), beside the noise floor at the data level."""
+def caption(settings: dict) -> str:
+    """What the image-gap table measures, against which reference set, with which intervals."""
+    return (f"*Digits DDPM, {settings['n']} held-out digits noised to t0 = {settings['t0']}, edited, denoised in "
+            f"{settings['steps']} steps; seeds {settings['seeds']}. Statistics against {settings['reference']}: "
+            f"FD-PCA, the Frechet distance in {settings['features']}; C2ST, a classifier two-sample test (0.5 = "
+            "indistinguishable); floor: the unedited held-out digits. Means over the seeds with the seeds' widest 95% "
+            f"bootstrap intervals ({settings['bootstrap']} resamples; Frechet intervals bias-corrected).*")
+
+
+def markdown(result: GapResult) -> str:
+    """One line per edit and curve: FD-PCA and C2ST at t0 and at the data level, beside the noise floor at the data
+    level."""
     s = summary(result)
-    top, bottom = result["settings"]["checkpoints"][0], result["settings"]["checkpoints"][-1]
-    head = (f"| edit | curve | FD at t={top} | FD at t={bottom} | FD floor at t={bottom} | C2ST at t={top} | "
-            f"C2ST at t={bottom} | C2ST floor at t={bottom} |\n|---|---|---|---|---|---|---|---|")
-
-    def cell(entry, name, digits):
-        lo, hi = entry["ci"][name]
-        return f"{entry[name]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-    lines = []
-    for name in result["settings"]["edits"]:
+    top, bottom = result.settings["checkpoints"][0], result.settings["checkpoints"][-1]
+    rows = []
+    for name in result.settings["edits"]:
         for curve in CURVES:
             a, b = s[curve, name, top], s[curve, name, bottom]
-            lines.append(f"| {name} | {curve} | {cell(a, 'fd', 2)} | {cell(b, 'fd', 2)} | {cell(b, 'fd_floor', 2)} | "
-                         f"{cell(a, 'c2st', 3)} | {cell(b, 'c2st', 3)} | {cell(b, 'c2st_floor', 3)} |")
-    return "\n".join([head, *lines])
-
-
-# ---- the figure --------------------------------------------------------------------------------------------------
-COLORS = {"ode": "C0", "sde": "C3", "cycle-sde": "C2", "ode-inversion": "C1"}
-LABELS = {name: s.label for name, s in SAMPLERS.items()} | {"ode-inversion": "ODE, DDIM-inverted start"}
-
-
-def gap_figure(result: dict, edits=None):
-    """FD (top row, log scale) and C2ST (bottom row) against t for every curve, one column per edit; the grey band
-    is the noise floor (unedited held-out digits). Lines: means over the seeds; bands: the seeds' widest 95%
-    bootstrap intervals. Sampling runs left to right (t0 -> 0)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-
-    s = summary(result)
-    edits = list(result["settings"]["edits"] if edits is None else edits)
-    ts = result["settings"]["checkpoints"]
-    fig, axes = plt.subplots(2, len(edits), figsize=(3.3 * len(edits) + 0.6, 6.4), sharex=True, squeeze=False)
-    for col, name in enumerate(edits):
-        for row, stat in enumerate(("fd", "c2st")):
-            ax = axes[row, col]
-            floor = [s["ode", name, t] for t in ts]
-            lo, hi = zip(*[e["ci"][f"{stat}_floor"] for e in floor], strict=True)
-            ax.fill_between(ts, lo, hi, color="0.6", alpha=0.35, lw=0)
-            ax.plot(ts, [e[f"{stat}_floor"] for e in floor], color="0.4", lw=1, label="floor (unedited)")
-            for curve in CURVES:
-                entries = [s[curve, name, t] for t in ts]
-                lo, hi = zip(*[e["ci"][stat] for e in entries], strict=True)
-                ax.fill_between(ts, lo, hi, color=COLORS[curve], alpha=0.2, lw=0)
-                ax.plot(ts, [e[stat] for e in entries], "o-", ms=2.5, color=COLORS[curve], label=LABELS[curve])
-            if stat == "fd":
-                ax.set(yscale="log", title=f"edit: {name}")
-                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-                ax.yaxis.set_minor_formatter(NullFormatter())
-            else:
-                ax.axhline(0.5, color="k", lw=0.5, ls=":")
-                ax.set(xlabel="t (timestep; sampling runs left to right)", ylim=(0.4, 1.01))
-    axes[0, 0].invert_xaxis()  # shared by every panel
-    axes[0, 0].set_ylabel("Frechet distance in PCA-32 to q_t")
-    axes[1, 0].set_ylabel("C2ST accuracy vs q_t (0.5 = same)")
-    axes[0, 0].legend(fontsize=7)
-    st = result["settings"]
-    fig.suptitle(f"The edit's gap along the chains on the digits DDPM (n={st['n']}, t0={st['t0']}, {st['steps']} "
-                 f"steps, seeds {st['seeds']}; mean over seeds, bands = widest 95% bootstrap interval)", fontsize=10)
-    fig.tight_layout()
-    return fig
+            rows.append([name, curve, cell(a["fd_pca"]), cell(b["fd_pca"]), cell(b["fd_pca_floor"]),
+                         cell(a["c2st"], 3), cell(b["c2st"], 3), cell(b["c2st_floor"], 3)])
+    return markdown_table(["edit", "curve", f"FD-PCA at t={top}", f"FD-PCA at t={bottom}",
+                           f"FD-PCA floor at t={bottom}", f"C2ST at t={top}", f"C2ST at t={bottom}",
+                           f"C2ST floor at t={bottom}"], rows, caption(result.settings))

@@ -1,0 +1,229 @@
+"""The reproductions' figures, apart from the experiments that compute them: each takes an experiment's typed result
+(``sdelab.reproduce.drag``, ``inpainting``, ``i2i``, ``image_gap``, ``quality``) and returns a matplotlib figure."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sdelab.eval.bootstrap import Estimate
+from sdelab.plotting import digit_columns
+from sdelab.samplers import SAMPLERS
+
+
+def _errors(estimates: list[Estimate]) -> np.ndarray:
+    """Error bars (2, k) of matplotlib's errorbar: the distances from each value down to low and up to high."""
+    return np.abs(np.array([[e.low, e.high] for e in estimates]).T - [e.value for e in estimates])
+
+
+# ---- drag (sdelab.reproduce.drag) -------------------------------------------------------------------------------
+def drag_tradeoff_figure(result):
+    """Realism (FD-PCA to the training digits) against drag accuracy (mean distance, ink transfer), per mask."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.drag import MASKS
+
+    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0"}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharey="row")
+    for col, mask in enumerate(MASKS):
+        for row, (measure, label) in enumerate([("mean_distance", "mean distance to the target (px), lower = moved"),
+                                                ("transfer", "ink transfer to the target window, higher = moved")]):
+            ax = axes[row, col]
+            for method, color in colors.items():
+                rows = [r for r in result.rows if r.method == method and r.mask == mask]
+                xs, ys = [r.scores[measure] for r in rows], [r.scores["fd_pca"] for r in rows]
+                ax.errorbar([e.value for e in xs], [e.value for e in ys], xerr=_errors(xs), yerr=_errors(ys),
+                            fmt="o-" if len(rows) > 1 else "s", color=color,
+                            capsize=2, label=method)
+                for r, x, y in zip(rows, xs, ys, strict=True):
+                    if r.t0 is not None:
+                        ax.annotate(f"t0={r.t0}", (x.value, y.value), fontsize=7, xytext=(3, 3),
+                                    textcoords="offset points", color=color)
+            ax.set(xlabel=label, ylabel="FD-PCA to training digits (lower: realistic)" if col == 0 else "",
+                   title=f"mask: {mask}")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Drag on the digits model: realism against drag accuracy (95% bootstrap intervals)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def drag_examples_figure(arrays: dict[str, dict[str, np.ndarray]], source: np.ndarray, target: np.ndarray, k: int = 6):
+    """Inputs with their drag arrows, then copy-paste and each t0's ODE-Drag and SDE-Drag outputs, for k images.
+
+    arrays: {t0 label: npz arrays of run ``--save``}; every t0 shares the inputs and the copy-paste.
+    """
+    first = next(iter(arrays.values()))
+    columns = [("input", first["input"]), ("copy-paste", first["copy_paste"])]
+    for t0, a in arrays.items():
+        columns += [(f"ODE-Drag\nt0={t0}", a["ode_drag"]), (f"SDE-Drag\nt0={t0}", a["sde_drag"])]
+    fig, axes = digit_columns(columns, k, cell=(1.15, 1.2))
+    for ax, (sx, sy), (tx, ty) in zip(axes[:, 0], source, target, strict=False):  # the inputs' drags
+        ax.annotate("", (tx, ty), (sx, sy), arrowprops=dict(arrowstyle="->", color="C3", lw=1.5))
+        ax.plot([sx], [sy], "o", color="C3", ms=3)
+    fig.tight_layout(pad=0.3)
+    return fig
+# ---- inpainting (sdelab.reproduce.inpainting) -------------------------------------------------------------------
+def inpainting_fd_figure(result):
+    """FD-PCA (ours) and the paper's FID against the step count, per mask, SDE and ODE."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.inpainting import MASKS, PAPER_FID, PAPER_STEPS, SAMPLER_NAMES
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = {"ode": "C3", "sde": "C0"}
+    for name in MASKS:
+        style = "-" if name == "small" else "--"
+        for sampler in SAMPLER_NAMES:
+            rows = [r for r in result.rows if r.sampler == sampler and r.mask == name]
+            fd = [r.scores["fd_pca"] for r in rows]
+            axes[0].errorbar([r.steps for r in rows], [e.value for e in fd], yerr=_errors(fd), fmt="o" + style,
+                             color=colors[sampler], capsize=2,
+                             label=f"{SAMPLERS[sampler].label}, {name} mask")
+            axes[1].plot(PAPER_STEPS, PAPER_FID[sampler, name], "o" + style, color=colors[sampler],
+                         label=f"{SAMPLERS[sampler].label}, {name} mask")
+    axes[0].set(xscale="log", xlabel="steps", ylabel="FD-PCA to the training digits (lower: realistic)",
+                title=f"ours: digits DDPM, {result.settings['n']} held-out digits")
+    axes[1].set(xscale="log", xlabel="steps", ylabel="FID (lower: realistic)",
+                title="the paper's Table 2: SD 1.5 on Places")
+    for ax in axes:
+        ax.minorticks_off()
+        ax.set_xticks(PAPER_STEPS, [str(k) for k in PAPER_STEPS])
+        ax.legend(fontsize=7)
+    fig.suptitle("Inpainting: SDE (DDPM) against ODE (DDIM), 95% bootstrap intervals", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def inpainting_examples_figure(examples: dict[str, torch.Tensor], steps: int, k: int = 8):
+    """For k digits: the input, each mask over it, and the ODE and SDE inpaintings at ``steps``."""
+    from sdelab.reproduce.inpainting import MASKS
+
+    columns = [("input", examples["input"])]
+    for name in MASKS:
+        mask = examples[f"mask_{name}"].float()
+        shown = examples["input"] * (1 - mask) + 0.5 * mask  # the hole in grey
+        columns += [(f"{name} mask", shown), (f"ODE\n{name}", examples[f"ode_{name}_{steps}"]),
+                    (f"SDE\n{name}", examples[f"sde_{name}_{steps}"])]
+    k = min(k, len(examples["input"]))
+    fig, _ = digit_columns(columns, k, cell=(1.1, 1.1))
+    fig.tight_layout(pad=0.3)
+    return fig
+# ---- image-to-image (sdelab.reproduce.i2i) -----------------------------------------------------------------------
+I2I_COLORS = {"ode": "C3", "sde": "C2", "cycle-sde": "C0"}
+
+
+def i2i_curves_figure(result):
+    """DiffEdit: FD-PCA and the target fraction against t0; SDEdit: FD-PCA against the distance to the input."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.i2i import EDITS, SHIFT
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name in EDITS["diffedit"]:
+        rows = [r for r in result.rows if r.edit == "diffedit" and r.sampler == name]
+        t0, label = [r.t0 for r in rows], f"DiffEdit, {SAMPLERS[name].label}"
+        for ax, key in zip(axes[:2], ("fd_pca", "target"), strict=True):
+            y = [r.scores[key] for r in rows]
+            ax.errorbar(t0, [e.value for e in y], yerr=_errors(y), fmt="o-", color=I2I_COLORS[name], capsize=2,
+                        label=label)
+    axes[0].set(xlabel="t0 (encode ratio)", ylabel="FD-PCA to the training digits (lower: realistic)",
+                title="DiffEdit: realism")
+    axes[1].set(xlabel="t0 (encode ratio)", ylabel="fraction judged as the target class",
+                title="DiffEdit: edit success")
+    for name in EDITS["sdedit"]:
+        rows = [r for r in result.rows if r.edit == "sdedit" and r.sampler == name]
+        xy = [(r.scores["distance"].value, r.scores["fd_pca"].value) for r in rows]
+        axes[2].plot(*zip(*xy, strict=True), "o-", color=I2I_COLORS[name], label=f"SDEdit, {SAMPLERS[name].label}")
+        for r, point in zip(rows, xy, strict=True):
+            axes[2].annotate(f"{r.t0}", point, fontsize=7, xytext=(3, 3), textcoords="offset points",
+                             color=I2I_COLORS[name])
+    axes[2].set(xlabel="mean |output - input| (lower: faithful)", ylabel="FD-PCA (lower: realistic)",
+                title="SDEdit: realism against faithfulness (labels: t0)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    s = result.settings
+    fig.suptitle(f"Image-to-image on the class-conditional digits model, k -> k + {SHIFT} (mod 10), "
+                 f"cfg {s['guidance']:g}, {s['steps']} steps", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def i2i_examples_figure(examples: dict, t0s, k: int = 6):
+    """For k digits: the input with its DiffEdit mask, then DiffEdit's ODE and Cycle-SDE edits at each t0."""
+    k = min(k, len(examples["input"]))
+    columns = [("input", examples["input"]), ("DiffEdit mask", examples["mask"].float())]
+    for t0 in t0s:
+        columns += [(f"ODE\nt0={t0}", examples[f"diffedit_ode_{t0}"]),
+                    (f"Cycle-SDE\nt0={t0}", examples[f"diffedit_cycle-sde_{t0}"])]
+    fig, axes = digit_columns(columns, k, cell=(1.05, 1.15), pad=0.5)
+    for i in range(k):
+        axes[i, 0].set_ylabel(f"{int(examples['source'][i])} -> {int(examples['target'][i])}", fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+# ---- the theorems on images (sdelab.reproduce.image_gap) ---------------------------------------------------------
+GAP_COLORS = {"ode": "C0", "sde": "C3", "cycle-sde": "C2", "ode-inversion": "C1"}
+GAP_LABELS = {name: s.label for name, s in SAMPLERS.items()} | {"ode-inversion": "ODE, DDIM-inverted start"}
+
+
+def gap_figure(result, edits=None):
+    """FD (top row, log scale) and C2ST (bottom row) against t for every curve, one column per edit; the grey band
+    is the noise floor (unedited held-out digits). Lines: means over the seeds; bands: the seeds' widest 95%
+    bootstrap intervals. Sampling runs left to right (t0 -> 0)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    from sdelab.reproduce.image_gap import CURVES, summary
+
+    s = summary(result)
+    edits = list(result.settings["edits"] if edits is None else edits)
+    ts = result.settings["checkpoints"]
+    fig, axes = plt.subplots(2, len(edits), figsize=(3.3 * len(edits) + 0.6, 6.4), sharex=True, squeeze=False)
+    for col, name in enumerate(edits):
+        for row, stat in enumerate(("fd_pca", "c2st")):
+            ax = axes[row, col]
+            floor = [s["ode", name, t][f"{stat}_floor"] for t in ts]
+            ax.fill_between(ts, [e.low for e in floor], [e.high for e in floor], color="0.6", alpha=0.35, lw=0)
+            ax.plot(ts, [e.value for e in floor], color="0.4", lw=1, label="floor (unedited)")
+            for curve in CURVES:
+                entries = [s[curve, name, t][stat] for t in ts]
+                ax.fill_between(ts, [e.low for e in entries], [e.high for e in entries], color=GAP_COLORS[curve],
+                                alpha=0.2, lw=0)
+                ax.plot(ts, [e.value for e in entries], "o-", ms=2.5, color=GAP_COLORS[curve],
+                        label=GAP_LABELS[curve])
+            if stat == "fd_pca":
+                ax.set(yscale="log", title=f"edit: {name}")
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
+            else:
+                ax.axhline(0.5, color="k", lw=0.5, ls=":")
+                ax.set(xlabel="t (timestep; sampling runs left to right)", ylim=(0.4, 1.01))
+    axes[0, 0].invert_xaxis()  # shared by every panel
+    axes[0, 0].set_ylabel("FD-PCA to q_t (training digits noised)")
+    axes[1, 0].set_ylabel("C2ST accuracy vs q_t (0.5 = same)")
+    axes[0, 0].legend(fontsize=7)
+    st = result.settings
+    fig.suptitle(f"The edit's gap along the chains on the digits DDPM (n={st['n']}, t0={st['t0']}, {st['steps']} "
+                 f"steps, seeds {st['seeds']}; mean over seeds, bands = widest 95% bootstrap interval)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ---- sample quality (sdelab.reproduce.quality) -------------------------------------------------------------------
+def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
+    """One panel per image set (n, 1, 16, 16), drawn as a grid of cols columns (ink black on white)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(grids), figsize=(2.4 * len(grids), 2.7))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.07, top=0.9, wspace=0.06)
+    for ax, (name, images) in zip(np.atleast_1d(axes), grids.items(), strict=True):
+        rows = len(images) // cols
+        tiles = F.pad(images[: rows * cols, 0].cpu(), (1, 1, 1, 1))  # (rows * cols, 18, 18): a blank border
+        tiles = tiles.reshape(rows, cols, 18, 18).permute(0, 2, 1, 3).reshape(rows * 18, cols * 18)
+        ax.imshow(1 - tiles.numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(textwrap.fill(name, 26), fontsize=8)
+        ax.axis("off")
+    return fig
