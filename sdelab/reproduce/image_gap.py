@@ -49,7 +49,7 @@ from sdelab.models.pixel import PixelDiffusion, load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
 from sdelab.sampling import StoredNoise, add_noise, cycle_sde_noises, ddim_invert, denoise, forward_chain
-from sdelab.schedules import time_grid
+from sdelab.schedules import check_t0, time_grid
 
 EDITS = ("none", "contrast", "shift", "blur", "drag")
 CURVES = (*SAMPLERS, "ode-inversion")  # ode, sde, cycle-sde, ode-inversion
@@ -237,8 +237,7 @@ def image_gap(n: int = 450, t0: float = 0.6, intervals: int = 50, edits=EDITS, s
     workers > 1 runs the seeds in that many processes (one thread each; call it under ``if __name__ == "__main__":``
     in a script): the rows agree up to float rounding (the UNet batches differ).
     """
-    if not 0 < t0 <= 1:
-        raise ValueError(f"t0 must lie in (0, 1], got {t0}")
+    check_t0(t0)
     if not FOLDS <= n <= 450:
         raise ValueError(f"n must lie in [{FOLDS}, 450] (the C2ST's folds; the held-out digits), got {n}")
     bad = [e for e in edits if e not in EDITS]
