@@ -227,3 +227,51 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
         ax.set_title(textwrap.fill(name, 26), fontsize=8)
         ax.axis("off")
     return fig
+
+
+def shapes_drag_figure(result):
+    """Realism (the judge's valid fraction) against the drag done (success) over t0, ODE-Drag and SDE-Drag, for every
+    mask and copy radius; the input, the copy-paste and the ground truth as reference points."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.drag_shapes import MASKS, RADII
+
+    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0", "truth": "C2"}
+    fig, axes = plt.subplots(len(MASKS), len(RADII), figsize=(10, 7.6), sharex=True, sharey=True, squeeze=False)
+    for (row, mask), (col, radius) in ((m, r) for m in enumerate(MASKS) for r in enumerate(RADII)):
+        ax = axes[row, col]
+        for method, color in colors.items():
+            rows = [r for r in result.rows if r.method == method and r.mask in (mask, None)
+                    and r.radius in (radius, None)]
+            xs, ys = [r.scores["success"] for r in rows], [r.scores["valid"] for r in rows]
+            ax.errorbar([e.value for e in xs], [e.value for e in ys], xerr=_errors(xs), yerr=_errors(ys),
+                        fmt="o-" if len(rows) > 1 else "s", color=color, capsize=2, label=method)
+            for r, x, y in zip(rows, xs, ys, strict=True):
+                if r.t0 is not None:
+                    ax.annotate(f"{r.t0}", (x.value, y.value), fontsize=7, xytext=(3, 3), textcoords="offset points",
+                                color=color)
+        ax.set(title=f"mask: {mask}, copy radius: {radius}", xlim=(-0.05, 1.05), ylim=(-0.05, 1.05),
+               xlabel="success (object at the target, kind kept, valid)" if row == len(MASKS) - 1 else "",
+               ylabel="valid scenes (realism)" if col == 0 else "")
+    axes[0, 0].legend(fontsize=8, loc="center right")
+    fig.suptitle("Drag on the shapes model: realism against the drag done, t0 marked (95% bootstrap intervals)",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def shapes_examples_figure(examples: dict[str, torch.Tensor]):
+    """The first scenes: input, copy-paste, ODE-Drag and SDE-Drag at every t0, and the ground truth, in columns."""
+    import matplotlib.pyplot as plt
+
+    columns = list(examples)
+    k = len(examples["input"])
+    fig, axes = plt.subplots(k, len(columns), figsize=(1.05 * len(columns), 1.1 * k), squeeze=False)
+    for col, name in enumerate(columns):
+        for row in range(k):
+            ax = axes[row, col]
+            ax.imshow(examples[name][row].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set(xticks=[], yticks=[])
+        axes[0, col].set_title(name.replace(" t0", "\nt0").replace("-drag", "-Drag"), fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig
