@@ -81,3 +81,20 @@ def test_bad_input_for_the_shapes_run_exits_2(capsys):
     assert "--save and --load are the digits run's" in capsys.readouterr().err
     with pytest.raises(ValueError, match="t0 values must lie in"):
         reproduce_drag_shapes("shapes", n=2, t0s=(1.5,))
+
+
+def test_one_scene_is_dragged_by_every_method_beside_its_truth(tmp_path, cases):
+    from sdelab.models.pixel import load_pixel_model
+    from sdelab.reproduce.drag_shapes import drag_scene
+
+    torch.manual_seed(0)
+    PixelDiffusion(build_unet(32, 3, (16, 32)), build_scheduler("scaled_linear", 0.00085, 0.012), "random") \
+        .save_pretrained(tmp_path)
+    model = load_pixel_model(tmp_path)
+    scene, source, target = cases.scenes[0], cases.source[0].tolist(), cases.target[0].tolist()
+    shown = drag_scene(model, scene, source, target, t0=0.2, intervals=5)
+    assert list(shown) == ["input", "copy-paste", "ODE-Drag", "SDE-Drag", "truth"]
+    assert torch.allclose(shown["truth"][0], cases.truth[0]) and shown["truth"][1].valid
+    assert all(im.shape == (3, 32, 32) for im, _ in shown.values())
+    away = drag_scene(model, scene, source, [31, 31], t0=0.2, intervals=5)  # off the canvas: no valid answer
+    assert "truth" not in away

@@ -27,8 +27,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sdelab.data.shapes import CIRCUMRADIUS, DragCases, band_masks, colour_weight, drag_cases, parse_batch
-from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
+from sdelab.data.shapes import (
+    CIRCUMRADIUS,
+    DragCases,
+    Parse,
+    Scene,
+    band_masks,
+    colour_weight,
+    drag_cases,
+    moved,
+    parse,
+    parse_batch,
+    render,
+)
+from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, ode_drag, paste_only, sde_drag
 from sdelab.eval.bootstrap import Estimate, mean_estimate, paired_mean_difference
 from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.reproduce.processes import process_map
@@ -240,3 +252,28 @@ def markdown(result: ShapesDragResult) -> str:
                            "SDE-Drag minus ODE-Drag, paired scene by scene (negative drag error and ghost, positive "
                            "success, valid and PSNR favour SDE-Drag).")
     return f"{table}\n\n{diffs}"
+
+
+# ---- one scene, for the notebook ---------------------------------------------------------------------------------
+def drag_scene(model, scene: Scene, source, target, *, t0: float = 0.6, intervals: int = 20, radius: int | None = None,
+               seed: int = 0) -> dict[str, tuple[torch.Tensor, Parse]]:
+    """One drag of ``scene`` from ``source`` to ``target`` ((x, y) pixels) with every method, each image (3, S, S)
+    with the judge's reading: {"input", "copy-paste", "ODE-Drag", "SDE-Drag", "truth"}. The truth moves the object
+    whose centre is nearest the source by target - source; it is left out when that move breaks the world's rules
+    (the moved object would leave the image or touch another: then no valid scene answers the drag)."""
+    image = render(scene)
+    settings = dict(t0=t0, steps=max(1, round(intervals * t0)), radius=radius, seed=seed)
+    out = {"input": image}
+    sde = sde_drag(model, image, [source], [target], frames=False, progress=False, **settings)
+    ode = ode_drag(model, image, [source], [target], frames=False, progress=False, **settings)
+    gen = torch.Generator().manual_seed(seed)
+    pasted = paste_only(model.encode(image[None]), sde.substeps, sde.settings["radius_used"], generator=gen)
+    out |= {"copy-paste": model.decode(pasted)[0], "ODE-Drag": model.decode(ode.latent)[0],
+            "SDE-Drag": model.decode(sde.latent)[0]}
+    i = min(range(len(scene.shapes)), key=lambda k: math.hypot(scene.shapes[k].x - source[0],
+                                                               scene.shapes[k].y - source[1]))
+    try:
+        out["truth"] = render(moved(scene, i, target[0] - source[0], target[1] - source[1]))
+    except ValueError:
+        pass
+    return {name: (im, parse(im)) for name, im in out.items()}
