@@ -2,8 +2,9 @@
 
 A recipe names a data module ``sdelab.data.<data>`` (which gives ``SIZE``, ``CHANNELS``, ``PROMPTS`` and
 ``train_batches()``), a network, a noise schedule and an optimiser; ``sdelab.train`` is the one training loop.
-A new pixel model is a data module and a recipe here: e.g. scenes trained on Stable Diffusion's schedule
-would set ``beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012``.
+A new pixel model is a data module and a recipe here: the shapes scenes are trained on Stable Diffusion's schedule
+(``beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012``), so that t0 means the noise level it
+means in the paper.
 """
 
 from __future__ import annotations
@@ -33,4 +34,8 @@ class Recipe:
 RECIPES = {
     "digits": Recipe("digits-ddpm", data="digits"),  # shipped in sdelab/weights/digits
     "digits-cond": Recipe("digits-ddpm-cond", data="digits", conditional=True),  # sdelab/weights/digits_cond
+    # procedural scenes (sdelab.data.shapes) on Stable Diffusion's schedule; 1.1 M parameters, attention at 8 x 8;
+    # shipped in sdelab/weights/shapes
+    "shapes": Recipe("shapes-ddpm", data="shapes", beta_schedule="scaled_linear", beta_start=0.00085,
+                     beta_end=0.012, widths=(32, 64, 64), steps=7000, batch_size=32, lr=1e-3),
 }

@@ -23,6 +23,7 @@ import importlib
 import json
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -94,7 +95,8 @@ def train(recipe: Recipe, out, *, seed: int = 0, device: str = "cpu", progress: 
     trained.save_pretrained(out)
     log = {"recipe": asdict(recipe), "seed": seed, "device": str(device), "threads": torch.get_num_threads(),
            "seconds": round(seconds, 1), "final_loss_mean_last_100": sum(losses[-100:]) / len(losses[-100:]),
-           "machine": machine(), "torch": torch.__version__}
+           "finished": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+           "torch": torch.__version__}
     (Path(out) / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     return trained
 

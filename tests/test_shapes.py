@@ -10,7 +10,11 @@ import torch
 from scipy import ndimage
 
 from sdelab.data.shapes import (
+    CHANNELS,
+    KINDS,
     PALETTE,
+    PROMPTS,
+    SIZE,
     SIZE_RANGE,
     Scene,
     Shape,
@@ -20,10 +24,14 @@ from sdelab.data.shapes import (
     moved,
     parse,
     parse_batch,
+    placement_problem,
     random_scene,
+    random_scene_batch,
     random_scenes,
     render,
     render_batch,
+    render_scene_batch,
+    train_batches,
 )
 from sdelab.edit.drag import default_radius, drag_substeps, paste_only
 
@@ -226,3 +234,43 @@ def test_band_masks_cover_the_drag(cases):
         band_masks(cases, -1)
     with pytest.raises(ValueError, match="one per case"):
         band_masks(cases, per_case[:-1])
+
+
+# ---- training batches ------------------------------------------------------------------------------------------
+def test_training_batches_are_scenes_of_the_world_rendered_as_render_does():
+    batch = random_scene_batch(64, torch.Generator().manual_seed(3))
+    scenes = batch.scenes()
+    assert all(not placement_problem(s) for s in scenes)
+    assert {len(s.shapes) for s in scenes} == {1, 2, 3}
+    assert render_scene_batch(batch).equal(render_batch(scenes))  # the same samples, the same compositing
+
+
+def test_training_batches_come_from_the_generator_only():
+    draw = train_batches()
+    state = torch.random.get_rng_state()
+    images, counts = draw(16, torch.Generator().manual_seed(0))
+    assert torch.random.get_rng_state().equal(state)  # the global RNG is left alone
+    assert images.shape == (16, CHANNELS, SIZE, SIZE) and images.dtype == torch.float32
+    assert 0 <= images.min() and images.max() <= 1
+    assert counts.shape == (16,) and counts.dtype == torch.int64 and 1 <= counts.min() and counts.max() <= 3
+    again, _ = draw(16, torch.Generator().manual_seed(0))
+    other, _ = draw(16, torch.Generator().manual_seed(1))
+    assert images.equal(again) and not images.equal(other)
+    assert PROMPTS == ()  # an unconditional model
+
+
+def test_training_batches_follow_the_worlds_distribution():
+    batch = random_scene_batch(3000, torch.Generator().manual_seed(4))
+    reference = random_scenes(3000, seed=4)
+    kinds = np.bincount(batch.kind[torch.arange(3) < batch.count[:, None]].numpy(), minlength=3)
+    kinds_ref = np.bincount([KINDS.index(s.kind) for scene in reference for s in scene.shapes], minlength=3)
+    counts = np.bincount(batch.count.numpy(), minlength=4)[1:]
+    counts_ref = np.bincount([len(s.shapes) for s in reference], minlength=4)[1:]
+    # about 3000 x 2 objects: sampling noise of a fraction is ~0.006-0.009, so 0.03 fails a wrong law only
+    assert np.abs(kinds / kinds.sum() - kinds_ref / kinds_ref.sum()).max() < 0.03
+    assert np.abs(counts / counts.sum() - counts_ref / counts_ref.sum()).max() < 0.03
+
+
+def test_random_scene_batch_refuses_a_bad_n():
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        random_scene_batch(0, torch.Generator())

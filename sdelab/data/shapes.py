@@ -10,6 +10,8 @@ has a ground truth. docs/shapes.md states the world's rules and the judge's thre
   ``moved``: the scene with one object moved, the ground truth of a drag.
 - ``parse``, ``parse_batch``: the judge; the scene an image shows and whether a clean scene explains it.
 - ``drag_cases``, ``band_masks``: one drag per scene with its ground truth, and the band mask around it.
+- ``SceneBatch``, ``random_scene_batch``, ``render_scene_batch``, ``train_batches``: the same world drawn and
+  rendered batch-wise in torch from a ``torch.Generator``, for training (``python -m sdelab train shapes``).
 
 Coordinates are (x, y) pixels with pixel (row i, column j) centred at (x = j, y = i), so an image of side S spans
 [-0.5, S - 0.5] on both axes and a rounded centre is the pixel that holds it.
@@ -25,6 +27,8 @@ import torch
 from scipy import ndimage
 
 SIZE = 32  # the canvas side in pixels
+CHANNELS = 3  # RGB
+PROMPTS = ()  # no class prompts: the shapes model is unconditional (sdelab.recipes)
 SUPERSAMPLE = 8  # samples per pixel along each axis (64 per pixel)
 KINDS = ("disc", "square", "triangle")
 # the 8 corners of the RGB cube shrunk to [0.1, 0.9], around the background at its centre: every colour is
@@ -409,3 +413,108 @@ def band_masks(cases: DragCases, radius: float | torch.Tensor) -> torch.Tensor:
     u = ((p - s) * d).sum(-1, keepdim=True) / (d * d).sum(-1, keepdim=True)
     closest = s + u.clamp(0, 1) * d
     return ((p - closest).norm(dim=-1) <= r.reshape(-1, 1, 1))[:, None]  # r: () or (n,) -> broadcast
+
+
+# ---- batches for training: the same world, drawn and rendered in torch -----------------------------------------
+@dataclass
+class SceneBatch:
+    """n scenes as tensors, MAX_OBJECTS slots each; slot k of scene i holds an object iff k < count[i]."""
+
+    count: torch.Tensor  # (n,) int64 objects per scene, in [1, MAX_OBJECTS]
+    kind: torch.Tensor  # (n, MAX_OBJECTS) int64 index into KINDS
+    colour: torch.Tensor  # (n, MAX_OBJECTS) int64 index into PALETTE, distinct within a scene
+    x: torch.Tensor  # (n, MAX_OBJECTS) float64 centres, pixels
+    y: torch.Tensor  # (n, MAX_OBJECTS) float64
+    size: torch.Tensor  # (n, MAX_OBJECTS) float64 sqrt of the area, pixels
+    side: int = SIZE
+
+    def scenes(self) -> list[Scene]:
+        """The batch as ``Scene`` objects."""
+        colours = list(PALETTE)
+        return [Scene(tuple(Shape(KINDS[int(self.kind[i, k])], colours[int(self.colour[i, k])], float(self.x[i, k]),
+                                  float(self.y[i, k]), float(self.size[i, k])) for k in range(int(self.count[i]))),
+                      self.side) for i in range(len(self.count))]
+
+
+def random_scene_batch(n: int, generator: torch.Generator, tries: int = 100) -> SceneBatch:
+    """``n`` scenes of the world drawn like ``random_scene``, batch-wise, from the torch ``generator`` only: count,
+    kinds and sizes uniform, colours without replacement, then each object's centre uniform where it fits, up to
+    ``tries`` draws, beside the objects placed before it; a scene whose object finds no place is redrawn whole."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    shape = (n, MAX_OBJECTS)
+    out = SceneBatch(torch.zeros(n, dtype=torch.int64), torch.zeros(shape, dtype=torch.int64),
+                     torch.zeros(shape, dtype=torch.int64), *torch.zeros((3, *shape), dtype=torch.float64))
+    circumradius = torch.tensor([CIRCUMRADIUS[k] for k in KINDS], dtype=torch.float64)
+    todo = torch.arange(n)  # scenes still to draw
+    while len(todo):
+        m = len(todo)
+        count = torch.randint(1, MAX_OBJECTS + 1, (m,), generator=generator)
+        colour = torch.rand(m, len(PALETTE), generator=generator).argsort(1)[:, :MAX_OBJECTS]  # (m, MAX_OBJECTS)
+        kind = torch.randint(len(KINDS), (m, MAX_OBJECTS), generator=generator)
+        size = SIZE_RANGE[0] + (SIZE_RANGE[1] - SIZE_RANGE[0]) * torch.rand(m, MAX_OBJECTS, generator=generator,
+                                                                             dtype=torch.float64)
+        radius = circumradius[kind] * size  # (m, MAX_OBJECTS)
+        lo = radius + MARGIN - 0.5  # centres uniform in [lo, hi] keep the margin
+        xy = torch.zeros(m, MAX_OBJECTS, 2, dtype=torch.float64)
+        ok = torch.ones(m, dtype=torch.bool)
+        for k in range(MAX_OBJECTS):
+            placed = count <= k  # scenes without an object k need no place for it
+            for _ in range(tries):
+                if placed.all():
+                    break
+                u = torch.rand(m, 2, generator=generator, dtype=torch.float64)
+                candidate = lo[:, k, None] + u * (SIZE - 1 - 2 * lo[:, k, None])  # (m, 2)
+                apart = (candidate[:, None] - xy[:, :k]).norm(dim=-1) >= radius[:, :k] + radius[:, k, None] + GAP
+                fits = ~placed & apart.all(1)
+                xy[fits, k] = candidate[fits]
+                placed |= fits
+            ok &= placed
+        done = todo[ok]
+        out.count[done], out.kind[done], out.colour[done] = count[ok], kind[ok], colour[ok]
+        out.x[done], out.y[done], out.size[done] = xy[ok, :, 0], xy[ok, :, 1], size[ok]
+        todo = todo[~ok]
+    return out
+
+
+def render_scene_batch(batch: SceneBatch) -> torch.Tensor:
+    """(n, 3, S, S) float32 RGB in [0, 1]: every scene of ``batch`` rendered as ``render`` does (the same
+    SUPERSAMPLE^2 samples per pixel and compositing), all objects of a kind at once."""
+    n, side, f = len(batch.count), batch.side, SUPERSAMPLE
+    samples = ((torch.arange(side, dtype=torch.float64)[:, None] + (torch.arange(f) + 0.5) / f - 0.5)
+               .reshape(-1))  # (side * f,) sample coordinates, pixel centres at integers
+    present = torch.arange(MAX_OBJECTS) < batch.count[:, None]  # (n, MAX_OBJECTS)
+    cover = torch.zeros(n, MAX_OBJECTS, side, side, dtype=torch.float64)
+    for k, kind in enumerate(KINDS):
+        sel = present & (batch.kind == k)  # (n, MAX_OBJECTS)
+        if not sel.any():
+            continue
+        dx = samples[None, None, :] - batch.x[sel][:, None, None]  # (m, 1, side * f)
+        dy = samples[None, :, None] - batch.y[sel][:, None, None]  # (m, side * f, 1)
+        s = batch.size[sel][:, None, None]
+        if kind == "disc":
+            inside = dx * dx + dy * dy <= s * s / math.pi
+        elif kind == "square":
+            inside = torch.maximum(dx.abs(), dy.abs()) <= s / 2
+        else:  # the equilateral triangle pointing up, as in _inside
+            inradius = CIRCUMRADIUS["triangle"] * s / 2
+            inside = (dy <= inradius) & (dx.abs() * (math.sqrt(3) / 2) - dy / 2 <= inradius)
+        cover[sel] = inside.reshape(-1, side, f, side, f).double().mean(dim=(2, 4))
+    palette = torch.tensor(list(PALETTE.values()), dtype=torch.float64)  # (K, 3)
+    image = torch.tensor(BACKGROUND, dtype=torch.float64)[None, :, None, None].repeat(n, 1, side, side)
+    for k in range(MAX_OBJECTS):  # in order, like _render_array; absent slots have zero coverage
+        a = cover[:, k, None]  # (n, 1, side, side)
+        image += a * (palette[batch.colour[:, k]][:, :, None, None] - image)
+    return image.float()
+
+
+def train_batches():
+    """Training batches of fresh random scenes: ``draw(batch_size, generator)`` -> images (b, 3, 32, 32) in [0, 1]
+    and their object counts (b,) int64, drawn from the torch ``generator`` only (the world is procedural: there is
+    no fixed training set, and one seed gives the same batches on every device)."""
+
+    def draw(batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = random_scene_batch(batch_size, generator)
+        return render_scene_batch(batch), batch.count
+
+    return draw

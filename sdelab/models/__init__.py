@@ -11,6 +11,7 @@ _WHERE = {
     "PixelDiffusion": "sdelab.models.pixel",
     "load_pixel_model": "sdelab.models.pixel",
     "load_digits_model": "sdelab.models.pixel",
+    "load_shapes_model": "sdelab.models.pixel",
 }
 __all__ = list(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -9,8 +9,10 @@ null class (label dropout in training, Ho & Salimans 2022), asked for by the pro
 in [-1, 1] (the DDPM convention).
 
 Shipped weights (``sdelab/weights/<name>``): "digits" and "digits_cond", scikit-learn's digits at 16 x 16 on
-DDPM's 1000 linear betas 1e-4 .. 0.02, their data in ``sdelab.data.digits``; ``python -m sdelab train`` trains
-them. A new pixel model is a new weights folder and a data module, not new model code.
+DDPM's 1000 linear betas 1e-4 .. 0.02, their data in ``sdelab.data.digits``; "shapes", the procedural scenes of
+``sdelab.data.shapes`` at 32 x 32 RGB on Stable Diffusion's 1000 scaled-linear betas 0.00085 .. 0.012 (so t0 means
+the noise level it means in the paper). ``python -m sdelab train`` trains them. A new pixel model is a new weights
+folder and a data module, not new model code.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class PixelDiffusion(DiffusionModel):
 
 def load_pixel_model(name_or_path, device=None, dtype: torch.dtype | None = None) -> PixelDiffusion:
     """A pixel model from a folder written by ``PixelDiffusion.save_pretrained``, or the shipped weights of that
-    name (``shipped()``: "digits", "digits_cond"), offline."""
+    name (``shipped()``: "digits", "digits_cond", "shapes"), offline."""
     path = Path(name_or_path)
     if not path.is_dir() and str(name_or_path) in shipped():
         path = weights_path(str(name_or_path))
@@ -164,3 +166,9 @@ def load_digits_model(path=None, device=None, dtype: torch.dtype | None = None,
     """The shipped digits DDPM ("digits"; with ``conditional`` the class-conditional "digits_cond", prompts "0" ..
     "9"), or the pixel model in the folder ``path``."""
     return load_pixel_model(path if path is not None else "digits_cond" if conditional else "digits", device, dtype)
+
+
+def load_shapes_model(path=None, device=None, dtype: torch.dtype | None = None) -> PixelDiffusion:
+    """The shipped shapes model ("shapes": unconditional, 32 x 32 RGB scenes, Stable Diffusion's schedule), or the
+    pixel model in the folder ``path``."""
+    return load_pixel_model(path if path is not None else "shapes", device, dtype)
