@@ -98,3 +98,17 @@ def test_one_scene_is_dragged_by_every_method_beside_its_truth(tmp_path, cases):
     assert all(im.shape == (3, 32, 32) for im, _ in shown.values())
     away = drag_scene(model, scene, source, [31, 31], t0=0.2, intervals=5)  # off the canvas: no valid answer
     assert "truth" not in away
+
+
+def test_the_result_reads_back_from_its_json(tmp_path):
+    import json
+
+    from sdelab.reproduce.drag_shapes import ShapesDragResult
+    from sdelab.reproduce.results import to_json
+
+    torch.manual_seed(0)
+    PixelDiffusion(build_unet(32, 3, (16, 32)), build_scheduler("scaled_linear", 0.00085, 0.012), "random") \
+        .save_pretrained(tmp_path)
+    result = reproduce_drag_shapes(tmp_path, n=2, t0s=(0.2,), intervals=2, reps=5, workers=1)
+    back = ShapesDragResult.from_json(json.loads(json.dumps(to_json(result))))
+    assert markdown(back) == markdown(result) and "examples" not in to_json(result)

@@ -132,6 +132,18 @@ class ShapesDragResult:
     settings: dict
     examples: dict = field(default_factory=dict)  # {column title: (k, 3, S, S)} of the first scenes, for the figure
 
+    @classmethod
+    def from_json(cls, data: dict) -> ShapesDragResult:
+        """The result from its JSON (``sdelab.reproduce.results.to_json``), such as the shipped drag_shapes.json; the
+        examples are not in it."""
+        def scores(d: dict) -> dict[str, Estimate]:
+            return {k: Estimate(**v) for k, v in d.items()}
+
+        return cls([ShapesDragRow(r["method"], r["mask"], r["radius"], r["t0"], scores(r["scores"]))
+                    for r in data["rows"]],
+                   [ShapesDragComparison(c["mask"], c["radius"], c["t0"], scores(c["sde_minus_ode"]))
+                    for c in data["comparisons"]], data["settings"])
+
 
 # ---- the experiment ----------------------------------------------------------------------------------------------
 def copy_radii(cases: DragCases, radius: str) -> np.ndarray:
