@@ -1,10 +1,12 @@
-"""The theorems on an image model: an edit's distribution gap along ODE, SDE and Cycle-SDE chains (digits DDPM).
+"""The theorems on an image model: an edit's distribution gap along ODE, SDE and Cycle-SDE chains (digits, shapes).
 
 Theorems 3.1-3.3 of the paper follow the marginals p~_t of an edited chain against the unedited ones: along the
 ODE (eta = 0) KL(p~_t || p_t) stays constant (Thm 3.2, every step is a bijection); along the SDE (Thm 3.1) and
 Cycle-SDE (Thm 3.3) it falls. Notebooks 02-04 show it on mixtures with exact densities. Here the same samplers
-carry a population of images through the shipped digits model, where no density is known, and the gap to the
-model's target marginal q_t is measured with two-sample statistics at checkpoints of the grid.
+carry a population of images through a trained pixel model, where no density is known, and the gap to the
+model's target marginal q_t is measured with two-sample statistics at checkpoints of the grid. The data side is a
+``World`` (``WORLDS``): the population with one drag per image, the reference images, the feature map and, for the
+shapes, the judge; the chains, checkpoints, statistics and tables are one code for both.
 
 Setup (``python -m sdelab reproduce image-gap``):
 - Population: the n = 450 held-out digits x0 (``drag_cases``, which also gives each digit one drag). The forward
@@ -28,6 +30,27 @@ Setup (``python -m sdelab reproduce image-gap``):
   unedited held-out digits at t (chain[i]) against the same reference. 95% bootstrap intervals: the FD's with the
   rows of both sets resampled (the reference is a random draw too) and bias-corrected, the C2ST's over its
   cross-validated verdicts.
+
+The shapes world (``python -m sdelab reproduce image-gap --model shapes``, ``image_gap_shapes(model)``), where a
+drag is visible at the population level because a judge says which images are scenes at all:
+- Population: n = 300 scenes of ``sdelab.data.shapes.drag_cases(n, seed=0)`` (the scenes of ``reproduce drag --model
+  shapes``), each with one object dragged 3-8 px from its centre. The shapes model runs on Stable Diffusion's
+  schedule, so t0 = 0.6 is the paper's level; 20 steps (intervals 33), 6 checkpoints, one seed by default.
+- Edits: ``none`` (the floor's partner) and ``drag``: one ``copy_paste`` of the whole drag at x_t0 with the default
+  copy radius (``default_radius(32)`` = 2), alpha 1.1, beta 0.3. The same four curves.
+- ``fd_pca`` and ``c2st`` as above, in ``ScenesPCA``: a seeded 32-component PCA of 2000 generator scenes' pixels
+  (``random_scenes(2000, seed=1)``), against 1000 other generator scenes (``random_scenes(1000, seed=2)``) noised to
+  t; the floor is the unedited scenes' forward chain.
+- ``valid``: the shapes judge's validity rate (``sdelab.data.shapes.parse``), with its floor ``valid_floor``. The
+  judge reads clean images only: a chain's state at t > 0 is noise to it (every state would be invalid, edited or
+  not), so at a checkpoint t it reads the state's clean-data estimate, the decoded x0 prediction
+  x0_hat = (x_t - sigma_t eps(x_t, t)) / alpha_t that the sampler's step from t uses (free: ``run_kept`` keeps it;
+  for the floor, the eps of the forward chain that Eq. 8 computes anyway). That is what the chain would output if it
+  stopped at t, and the floor's rate at the same t (the unedited forward chain's x0 prediction) is the model's own
+  rate on real q_t samples, so edited and unedited populations are compared at equal t. At the data level (t = 0,
+  the grid's last point, docs/conventions.md) the judge reads the outputs themselves: the headline, the validity of
+  what each editor returns; there the floor is the clean scenes (all valid). An x0 prediction at large t is a
+  posterior mean, blurry even on real q_t samples: compare a curve with the floor at the same t, not with 1.
 """
 
 from __future__ import annotations
@@ -431,8 +454,8 @@ def caption(settings: dict) -> str:
     population = (f"Digits DDPM, {settings['n']} held-out digits" if w.name == "digits" else
                   f"Shapes model ({settings['model']}), {settings['n']} {w.text['population']}")
     judged = ("" if "valid" not in settings else
-              f"valid: {settings['valid']} (floor: of the unedited forward chain's state at t; the clean scenes at the "
-              "data level). ")
+              f"valid: {settings['valid']}; its floor: the same verdict on the unedited forward chain at t (the clean "
+              "scenes at the data level). ")
     return (f"*{population} noised to t0 = {settings['t0']}, edited, denoised in {settings['steps']} steps; seeds "
             f"{settings['seeds']}. {judged}Statistics against {settings['reference']}: FD-PCA, the Frechet distance in "
             f"{settings['features']}; C2ST, a classifier two-sample test (0.5 = indistinguishable); floor: the "
