@@ -305,7 +305,8 @@ def _chains(s: Setup, edits, keep: list[int], seed: int, deterministic: dict, es
     }
     split = [{curve: _split(kept, j, n) for curve, kept in runs.items()} for j in range(k)]
     out = {(curve, name): split[j][curve] for curve in runs for j, name in enumerate(edits)}
-    todo = [name for name in edits if name == "drag" or (name, tuple(keep)) not in deterministic]
+    cached = {name: (name, tuple(keep), estimates) for name in edits}  # keys of the deterministic cache
+    todo = [name for name in edits if name == "drag" or cached[name] not in deterministic]
     if todo:
         inverted = torch.cat([edit(name, s.inverted, s.cases, seed, s.world.radius) for name in todo])
         kept = run_kept(eps_model, schedule, inverted, grid, keep, estimates, eta=0.0, progress=progress)
@@ -313,8 +314,8 @@ def _chains(s: Setup, edits, keep: list[int], seed: int, deterministic: dict, es
             if name == "drag":
                 out["ode-inversion", name] = _split(kept, j, n)
             else:
-                deterministic[name, tuple(keep)] = _split(kept, j, n)
-    out |= {("ode-inversion", name): deterministic[name, tuple(keep)] for name in edits if name != "drag"}
+                deterministic[cached[name]] = _split(kept, j, n)
+    out |= {("ode-inversion", name): deterministic[cached[name]] for name in edits if name != "drag"}
     states = {key: value[0] for key, value in out.items()}
     clean = {key: value[1] for key, value in out.items()}
     return states, clean, {i: chain[i] for i in keep}, floor_clean
@@ -330,7 +331,8 @@ def population_chains(s: Setup, edits, keep: list[int], seed: int, deterministic
     forward chain at the kept indices (the floor's population). The edits run batched, (len(edits) n, c, S, S).
 
     ode-inversion is deterministic for every edit but the drag (no noise anywhere): its populations are looked up
-    in, or added to, the caller's ``deterministic`` cache {(edit, tuple(keep)): populations}, kept for one Setup.
+    in, or added to, the caller's ``deterministic`` cache {(edit, tuple(keep), with estimates): (populations,
+    estimates)}, kept for one Setup.
     """
     states, _, floor, _ = _chains(s, edits, keep, seed, deterministic, False, progress)
     return states, floor
