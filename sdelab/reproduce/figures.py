@@ -217,8 +217,9 @@ def gap_figure(result, edits=None):
         axes[row, 0].set_ylabel(labels[stat])
     axes[0, 0].legend(fontsize=7)
     model = "the digits DDPM" if digits else f"the shapes model ({st['model']})"
-    fig.suptitle(f"The edit's gap along the chains on {model} (n={st['n']}, t0={st['t0']}, {st['steps']} "
-                 f"steps, seeds {st['seeds']}; mean over seeds, bands = widest 95% bootstrap interval)", fontsize=10)
+    title = (f"The edit's gap along the chains on {model} (n={st['n']}, t0={st['t0']}, {st['steps']} steps, seeds "
+             f"{st['seeds']}; mean over seeds, bands = widest 95% bootstrap interval)")
+    fig.suptitle(textwrap.fill(title, int(11 * fig.get_figwidth())), fontsize=10)  # one line where it fits
     fig.tight_layout()
     return fig
 
