@@ -138,7 +138,6 @@ def figure_slider(draw, **controls):
     return widgets.VBox([widgets.HBox(list(controls.values())), image])
 
 
-ROUNDTRIP_LABELS = {"ode": "DDIM inversion (ODE)", "cycle-sde": "Cycle-SDE", "sde": "SDE (fresh noise)"}
 ROUNDTRIP_STYLES = {"ode": ("C0", "o"), "cycle-sde": ("C3", "s"), "sde": ("C2", "d")}  # colour, marker
 
 
@@ -147,13 +146,15 @@ def roundtrip_plot(ax, errors, title: str) -> None:
     hollow and dashed (both visible)."""
     from matplotlib.ticker import NullFormatter, NullLocator
 
+    from sdelab.samplers import sampler
+
     for method in errors.methods:
         color, marker = ROUNDTRIP_STYLES[method]
         for dtype in errors.dtypes:
             hollow = dtype == "float64"
             look = dict(ls="--", markerfacecolor="none", markersize=10) if hollow else dict(markersize=5)
             ax.plot(errors.steps, errors.curve(method, dtype), marker=marker, color=color,
-                    label=f"{ROUNDTRIP_LABELS[method]}, {dtype}", **look)
+                    label=f"{sampler(method).label}, {dtype}", **look)
     ax.set(xscale="log", yscale="log", xlabel="steps from t0 to 0", ylabel="max |x0_hat - x0|", title=title)
     ax.set_xticks(errors.steps, [str(s) for s in errors.steps])
     ax.xaxis.set_minor_locator(NullLocator())

@@ -33,8 +33,12 @@ def test_every_experiment_takes_the_common_flags(parser, experiment):
 
 
 def test_image_gap_keeps_its_own_defaults(parser):
-    args = parser.parse_args(["image-gap"])
-    assert (args.workers, args.bootstrap, args.repeats) == (3, 100, 3)
+    from sdelab.cli.reproduce_image_gap import resolved
+
+    args = resolved(parser.parse_args(["image-gap"]))
+    assert (args.workers, args.bootstrap, args.repeats, args.n, len(args.edit)) == (3, 100, 3, 450, 5)
+    args = resolved(parser.parse_args(["image-gap", "--model", "shapes"]))
+    assert (args.repeats, args.n, args.intervals, args.checkpoints, args.edit) == (1, 300, 33, 6, ["none", "drag"])
     assert parser.parse_args(["drag"]).bootstrap == 200
 
 

@@ -38,11 +38,12 @@ class Report:
     setup: str = ""
 
 
-def common(runs: bool) -> argparse.ArgumentParser:
+def common(runs: bool, models: tuple[str, ...] = ("digits",)) -> argparse.ArgumentParser:
     """The flags every experiment shares, with one meaning everywhere; ``runs``: also ``--workers`` and
-    ``--bootstrap`` (experiments over the held-out digits with bootstrap intervals)."""
+    ``--bootstrap`` (experiments over many inputs with bootstrap intervals); ``models``: the models it runs on."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--model", default="digits", choices=["digits"], help="the model (digits: runs on a CPU)")
+    parent.add_argument("--model", default=models[0], choices=list(models),
+                        help="the model (%(choices)s: shipped, run on a CPU; default %(default)s)")
     parent.add_argument("--seed", type=int, default=0, help="seed of every random draw (%(default)s)")
     parent.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads of the main process (1: 16x16 images run fastest on one thread each)")
@@ -62,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="experiment", required=True)
     for name, module_name in EXPERIMENTS.items():
         module = importlib.import_module(module_name)
-        experiment = sub.add_parser(name, help=module.__doc__.splitlines()[0], parents=[common(module.RUNS)],
+        parent = common(module.RUNS, getattr(module, "MODELS", ("digits",)))
+        experiment = sub.add_parser(name, help=module.__doc__.splitlines()[0], parents=[parent],
                                     description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(experiment)
 

@@ -247,6 +247,14 @@ class Parse:
     reason: str
 
 
+def colour_weight(image: np.ndarray, colour: str) -> np.ndarray:
+    """How much of palette ``colour`` each pixel of image (3, H, W) shows as a mix with the background: (H, W) in
+    [0, 1] (the projection on the colour's direction from the background, clipped)."""
+    direction = np.array(PALETTE[colour]) - np.array(BACKGROUND)  # (3,)
+    d = image - np.array(BACKGROUND)[:, None, None]  # (3, H, W)
+    return np.clip(np.einsum("c,chw->hw", direction, d) / CONTRAST**2, 0, 1)
+
+
 def _colour_coverage(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel the palette colour that best explains it as a mix with the background, and that mix's weight.
 

@@ -209,7 +209,7 @@ def load_stable_diffusion_or_tiny(model_id_or_path: str | Path = SD15, device=No
                                   fallback_to_tiny: bool = False) -> StableDiffusion:
     """The notebooks' and the CLI's loader: "tiny" -> ``tiny_stable_diffusion()``; else ``load_stable_diffusion``.
 
-    fallback_to_tiny (the notebooks pass it where the ``CI`` environment variable is set: no hub there): a failed
+    fallback_to_tiny (for a smoke run that can do with random weights): a failed
     load falls back to the tiny RANDOM-weight model, with a warning; else the error says how to get the weights.
     """
     if str(model_id_or_path) == "tiny":

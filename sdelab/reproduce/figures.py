@@ -169,20 +169,24 @@ GAP_LABELS = {name: s.label for name, s in SAMPLERS.items()} | {"ode-inversion":
 
 
 def gap_figure(result, edits=None):
-    """FD (top row, log scale) and C2ST (bottom row) against t for every curve, one column per edit; the grey band
-    is the noise floor (unedited held-out digits). Lines: means over the seeds; bands: the seeds' widest 95%
-    bootstrap intervals. Sampling runs left to right (t0 -> 0)."""
+    """FD (log scale) and C2ST against t for every curve, one column per edit, and in a world with a judge (the
+    shapes) first a row of the validity rate; the grey band is the noise floor (the unedited population). Lines: means
+    over the seeds; bands: the seeds' widest 95% bootstrap intervals. Sampling runs left to right (t0 -> 0)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     from sdelab.reproduce.image_gap import CURVES, summary
 
     s = summary(result)
-    edits = list(result.settings["edits"] if edits is None else edits)
-    ts = result.settings["checkpoints"]
-    fig, axes = plt.subplots(2, len(edits), figsize=(3.3 * len(edits) + 0.6, 6.4), sharex=True, squeeze=False)
+    st = result.settings
+    edits = list(st["edits"] if edits is None else edits)
+    ts = st["checkpoints"]
+    stats = (["valid"] if "valid" in st else []) + ["fd_pca", "c2st"]
+    digits = st.get("world", "digits") == "digits"
+    fig, axes = plt.subplots(len(stats), len(edits), figsize=(3.3 * len(edits) + 0.6, 3.2 * len(stats)), sharex=True,
+                             squeeze=False)
     for col, name in enumerate(edits):
-        for row, stat in enumerate(("fd_pca", "c2st")):
+        for row, stat in enumerate(stats):
             ax = axes[row, col]
             floor = [s["ode", name, t][f"{stat}_floor"] for t in ts]
             ax.fill_between(ts, [e.low for e in floor], [e.high for e in floor], color="0.6", alpha=0.35, lw=0)
@@ -193,21 +197,29 @@ def gap_figure(result, edits=None):
                                 alpha=0.2, lw=0)
                 ax.plot(ts, [e.value for e in entries], "o-", ms=2.5, color=GAP_COLORS[curve],
                         label=GAP_LABELS[curve])
+            if row == 0:
+                ax.set(title=f"edit: {name}")
             if stat == "fd_pca":
-                ax.set(yscale="log", title=f"edit: {name}")
+                ax.set(yscale="log")
                 ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
                 ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
                 ax.yaxis.set_minor_formatter(NullFormatter())
-            else:
+            elif stat == "c2st":
                 ax.axhline(0.5, color="k", lw=0.5, ls=":")
                 ax.set(xlabel="t (timestep; sampling runs left to right)", ylim=(0.4, 1.01))
+            else:
+                ax.set(ylim=(-0.02, 1.02))
     axes[0, 0].invert_xaxis()  # shared by every panel
-    axes[0, 0].set_ylabel("FD-PCA to q_t (training digits noised)")
-    axes[1, 0].set_ylabel("C2ST accuracy vs q_t (0.5 = same)")
+    labels = {"valid": "valid (judge on decoded x0_hat)",
+              "fd_pca": "FD-PCA to q_t (training digits noised)" if digits else "FD-PCA to q_t (scenes noised)",
+              "c2st": "C2ST accuracy vs q_t (0.5 = same)"}
+    for row, stat in enumerate(stats):
+        axes[row, 0].set_ylabel(labels[stat])
     axes[0, 0].legend(fontsize=7)
-    st = result.settings
-    fig.suptitle(f"The edit's gap along the chains on the digits DDPM (n={st['n']}, t0={st['t0']}, {st['steps']} "
-                 f"steps, seeds {st['seeds']}; mean over seeds, bands = widest 95% bootstrap interval)", fontsize=10)
+    model = "the digits DDPM" if digits else f"the shapes model ({st['model']})"
+    title = (f"The edit's gap along the chains on {model} (n={st['n']}, t0={st['t0']}, {st['steps']} steps, seeds "
+             f"{st['seeds']}; mean over seeds, bands = widest 95% bootstrap interval)")
+    fig.suptitle(textwrap.fill(title, int(11 * fig.get_figwidth())), fontsize=10)  # one line where it fits
     fig.tight_layout()
     return fig
 
@@ -226,4 +238,52 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
         ax.imshow(1 - tiles.numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(textwrap.fill(name, 26), fontsize=8)
         ax.axis("off")
+    return fig
+
+
+def shapes_drag_figure(result):
+    """Realism (the judge's valid fraction) against the drag done (success) over t0, ODE-Drag and SDE-Drag, for every
+    mask and copy radius; the input, the copy-paste and the ground truth as reference points."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.drag_shapes import MASKS, RADII
+
+    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0", "truth": "C2"}
+    fig, axes = plt.subplots(len(MASKS), len(RADII), figsize=(10, 7.6), sharex=True, sharey=True, squeeze=False)
+    for (row, mask), (col, radius) in ((m, r) for m in enumerate(MASKS) for r in enumerate(RADII)):
+        ax = axes[row, col]
+        for method, color in colors.items():
+            rows = [r for r in result.rows if r.method == method and r.mask in (mask, None)
+                    and r.radius in (radius, None)]
+            xs, ys = [r.scores["success"] for r in rows], [r.scores["valid"] for r in rows]
+            ax.errorbar([e.value for e in xs], [e.value for e in ys], xerr=_errors(xs), yerr=_errors(ys),
+                        fmt="o-" if len(rows) > 1 else "s", color=color, capsize=2, label=method)
+            for r, x, y in zip(rows, xs, ys, strict=True):
+                if r.t0 is not None:
+                    ax.annotate(f"{r.t0}", (x.value, y.value), fontsize=7, xytext=(3, 3), textcoords="offset points",
+                                color=color)
+        ax.set(title=f"mask: {mask}, copy radius: {radius}", xlim=(-0.05, 1.05), ylim=(-0.05, 1.05),
+               xlabel="success (object at the target, kind kept, valid)" if row == len(MASKS) - 1 else "",
+               ylabel="valid scenes (realism)" if col == 0 else "")
+    axes[0, 0].legend(fontsize=8, loc="center right")
+    fig.suptitle("Drag on the shapes model: realism against the drag done, t0 marked (95% bootstrap intervals)",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def shapes_examples_figure(examples: dict[str, torch.Tensor]):
+    """The first scenes: input, copy-paste, ODE-Drag and SDE-Drag at every t0, and the ground truth, in columns."""
+    import matplotlib.pyplot as plt
+
+    columns = list(examples)
+    k = len(examples["input"])
+    fig, axes = plt.subplots(k, len(columns), figsize=(1.05 * len(columns), 1.1 * k), squeeze=False)
+    for col, name in enumerate(columns):
+        for row in range(k):
+            ax = axes[row, col]
+            ax.imshow(examples[name][row].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set(xticks=[], yticks=[])
+        axes[0, col].set_title(name.replace(" t0", "\nt0").replace("-drag", "-Drag"), fontsize=7)
+    fig.tight_layout(pad=0.3)
     return fig
