@@ -1,8 +1,8 @@
 """The models the commands load by name (``--model``): one rule for ``drag``, ``bench`` and ``bench-metrics``.
 
 - ``tiny``: the random-weight Stable Diffusion for tests (offline; its pictures mean nothing);
-- a pixel model shipped in the package (``sdelab.models.pixel.shipped()``: digits, digits_cond, and shapes once
-  its weights ship) or a folder written by ``PixelDiffusion.save_pretrained``: ``load_pixel_model``;
+- a pixel model shipped in the package (``sdelab.models.pixel.shipped()``: digits, digits_cond, shapes) or a
+  folder written by ``PixelDiffusion.save_pretrained``: ``load_pixel_model``;
 - else a Stable Diffusion hub id 'owner/name' or a folder written by its ``save_pretrained``.
 """
 

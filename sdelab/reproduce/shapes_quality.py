@@ -101,19 +101,20 @@ def markdown(result: ShapesQualityResult) -> str:
 
 
 def samples_figure(examples: dict, cols: int = 8):
-    """One panel per image set ((64, 3, 32, 32) images, (64,) verdicts), a grid of ``cols`` columns, each image
-    framed white if the judge accepts it and black if not."""
+    """One panel per image set ((m, 3, 32, 32) images, (m,) verdicts), a grid of ``cols`` columns (fewer if m is
+    smaller), each image framed white if the judge accepts it and black if not."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(examples), figsize=(2.6 * len(examples), 2.9))
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.07, top=0.86, wspace=0.06)
     for ax, (name, (images, valid)) in zip(np.atleast_1d(axes), examples.items(), strict=True):
-        rows = len(images) // cols
-        images, valid = images[: rows * cols].cpu().float(), valid[: rows * cols]
+        width = min(cols, len(images))
+        rows = len(images) // width
+        images, valid = images[: rows * width].cpu().float(), valid[: rows * width]
         side = images.shape[-1] + 2
         frame = torch.as_tensor(valid, dtype=images.dtype)[:, None, None, None]  # 1 white, 0 black
         tiles = F.pad(images - frame, (1, 1, 1, 1)) + frame  # (rows * cols, 3, side, side): the image in its frame
-        tiles = tiles.reshape(rows, cols, 3, side, side).permute(0, 3, 1, 4, 2).reshape(rows * side, cols * side, 3)
+        tiles = tiles.reshape(rows, width, 3, side, side).permute(0, 3, 1, 4, 2).reshape(rows * side, width * side, 3)
         ax.imshow(tiles.clamp(0, 1).numpy())
         ax.set_title(f"{name}\n{np.mean(valid):.0%} valid (white frame)", fontsize=8)
         ax.axis("off")
