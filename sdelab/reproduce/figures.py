@@ -284,6 +284,7 @@ def shapes_examples_figure(examples: dict[str, torch.Tensor]):
             ax = axes[row, col]
             ax.imshow(examples[name][row].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             ax.set(xticks=[], yticks=[])
-        axes[0, col].set_title(name.replace(" t0", "\nt0").replace("-drag", "-Drag"), fontsize=7)
+        title = name.replace(" t0", "\nt0").replace("ode-drag", "ODE-Drag").replace("sde-drag", "SDE-Drag")
+        axes[0, col].set_title(title, fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig
