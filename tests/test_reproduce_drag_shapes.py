@@ -79,7 +79,7 @@ def test_a_tiny_run_reports_every_method_setting_and_comparison(tmp_path):
 def test_bad_input_for_the_shapes_run_exits_2(capsys):
     assert main(["reproduce", "drag", "--model", "shapes", "--save", "x"]) == 2
     assert "--save and --load are the digits run's" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="t0 values must lie in"):
+    with pytest.raises(ValueError, match="t0 must lie in"):
         reproduce_drag_shapes("shapes", n=2, t0s=(1.5,))
 
 

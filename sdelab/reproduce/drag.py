@@ -35,6 +35,7 @@ from sdelab.eval.judge import CONFIDENT, DigitsJudge
 from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
+from sdelab.schedules import check_t0
 
 METHODS = ("input", "copy-paste", "ode-drag", "sde-drag")
 MASKS = ("none", "band")
@@ -193,8 +194,8 @@ def reproduce_drag(n: int = 450, t0s=(0.2, 0.4, 0.6), intervals: int = 100, alph
     """
     if workers not in (1, 2):
         raise ValueError(f"workers must be 1 or 2 (one per mask setting), got {workers}")
-    if not all(0 < t <= 1 for t in t0s):
-        raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
+    for t0 in t0s:
+        check_t0(t0)
     start = time.perf_counter()
     model = load_digits_model()
     r = default_radius(16)

@@ -44,6 +44,7 @@ from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, ode_dr
 from sdelab.eval.bootstrap import Estimate, mean_estimate, paired_mean_difference
 from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.reproduce.processes import process_map
+from sdelab.schedules import check_t0
 
 T0S = (0.2, 0.4, 0.6, 0.8)
 MASKS = ("none", "band")
@@ -211,8 +212,8 @@ def reproduce_drag_shapes(model_path="shapes", n: int = 300, t0s=T0S, intervals:
     model_path: a shipped pixel model's name or a folder (``load_pixel_model``). workers: the four mask x radius
     settings in that many processes (one thread each; call it under ``if __name__ == "__main__":``).
     """
-    if not all(0 < t <= 1 for t in t0s):
-        raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
+    for t0 in t0s:
+        check_t0(t0)
     if not isinstance(intervals, int) or intervals < 1:
         raise ValueError(f"intervals must be an integer >= 1, got {intervals!r}")
     start = time.perf_counter()

@@ -46,6 +46,7 @@ from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.models.pixel import load_digits_model
 from sdelab.reproduce.processes import process_map
 from sdelab.samplers import SAMPLERS
+from sdelab.schedules import check_t0
 
 T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SHIFT = 3  # the fixed class map k -> (k + SHIFT) mod 10
@@ -142,8 +143,8 @@ def reproduce_i2i(n: int = 450, t0s=T0S, steps: int = 50, guidance: float = 2.0,
     thread each; call it under ``if __name__ == "__main__":`` in a script). keep: also return the first ``keep``
     inputs, masks and outputs as ``examples``.
     """
-    if not all(0 < t <= 1 for t in t0s):
-        raise ValueError(f"t0 values must lie in (0, 1], got {list(t0s)}")
+    for t0 in t0s:
+        check_t0(t0)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     start = time.perf_counter()
