@@ -77,3 +77,18 @@ def test_time_grid_says_the_largest_step_count_it_accepts(t0):
     assert len(time_grid(sd, steps=most, t0=t0)) == most + 1  # the number it names is accepted
     with pytest.raises(ValueError, match="allowed at most"):
         time_grid(sd, steps=most + 1, t0=t0)
+
+
+def test_matched_t0_carries_a_noise_level_by_signal(sd_schedule):
+    from sdelab.models.pixel import build_scheduler
+    from sdelab.schedules import matched_t0
+
+    digits = VPSchedule.from_alphas_cumprod(build_scheduler("linear", 1e-4, 0.02).alphas_cumprod, name="linear")
+    t0 = matched_t0(sd_schedule, 0.6, digits)
+    assert t0 == 0.422  # the digits' t = 422 keeps SD's alpha at t = 600 (0.40), its own t = 600 only 0.16
+    assert abs(float(digits.alpha(422)) - float(sd_schedule.alpha(600))) < 1e-3
+    assert matched_t0(sd_schedule, 0.6, sd_schedule) == 0.6 and matched_t0(digits, 0.422, sd_schedule) == 0.6
+    with pytest.raises(ValueError, match="t0 must lie in"):
+        matched_t0(sd_schedule, 0.0, digits)
+    with pytest.raises(ValueError, match="discrete"):
+        matched_t0(VPSchedule.linear(), 0.6, digits)
