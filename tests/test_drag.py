@@ -442,3 +442,19 @@ def test_drag_cost_counts_the_unet_calls_the_drag_makes(tiny, photo):
         assert (cost["substeps"], cost["unet_calls"]) == (res.settings["m"], res.unet_calls)
         per_call = cost["seconds_per_call"]
         assert per_call > 0 and cost["seconds"] == pytest.approx(res.unet_calls * per_call)
+
+
+def test_paste_each_and_stack_substeps_batch_images_with_their_own_drags():
+    from sdelab.edit.drag import paste_each, paste_only, stack_substeps
+
+    x0 = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    per_image = [drag_substeps(pts(5, 5), pts(9, 5)), drag_substeps(pts(4, 8), pts(4, 12)),
+                 drag_substeps(pts(8, 8), pts(9, 9))]
+    gen, ref = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    together = paste_each(x0, per_image, [2, 3, 2], generator=gen)
+    one_by_one = torch.cat([paste_only(x0[i: i + 1], s, r, generator=ref) for i, (s, r) in
+                            enumerate(zip(per_image, [2, 3, 2], strict=True))])
+    assert torch.equal(together, one_by_one)
+    stacked = stack_substeps(per_image, [0, 1])  # two sub-steps each
+    assert len(stacked) == 2 and stacked[0][0].shape == (2, 1, 2)
+    assert torch.equal(stacked[1][1][1], per_image[1][1][1])

@@ -8,9 +8,9 @@ import torch
 
 from sdelab.__main__ import main
 from sdelab.data.digits import band_masks, drag_cases
-from sdelab.edit.drag import drag_substeps
+from sdelab.edit.drag import drag_substeps, paste_each
 from sdelab.models.pixel import load_digits_model
-from sdelab.reproduce.drag import _copy_paste_only, ink_transfer, mean_distance
+from sdelab.reproduce.drag import ink_transfer, mean_distance
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,8 @@ def test_the_drag_measures_separate_no_edit_from_a_copy_paste(cases):
     model = load_digits_model()
     x0 = model.encode(cases.images)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
-    pasted = model.decode(_copy_paste_only(x0, per_image, 2, 1.1, 0.3, 0))[:, 0].numpy().astype(float)
+    pasted = paste_each(x0, per_image, 2, 1.1, 0.3, torch.Generator().manual_seed(0))
+    pasted = model.decode(pasted)[:, 0].numpy().astype(float)
     x = cases.images[:, 0].numpy().astype(float)
     s, t = cases.source.numpy(), cases.target.numpy()
     # the unedited input: the source window is found where it is, |target - source| away; nothing transferred

@@ -132,6 +132,23 @@ def paste_only(x0: torch.Tensor, substeps: list[Substep], radius: int, alpha: fl
     return x
 
 
+def paste_each(x0: torch.Tensor, per_image: list[list[Substep]], radius, alpha: float = 1.1, beta: float = 0.3,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """``paste_only`` image by image for a batch x0 (n, C, h, w) whose images have their own sub-steps; radius one
+    int or one per image; one generator drawn from in image order."""
+    radii = [radius] * len(per_image) if isinstance(radius, int) else [int(r) for r in radius]
+    return torch.cat([paste_only(x0[i: i + 1], substeps, radii[i], alpha, beta, generator)
+                      for i, substeps in enumerate(per_image)])
+
+
+def stack_substeps(per_image: list[list[Substep]], idx: list[int]) -> list[Substep]:
+    """The sub-steps of the images ``idx`` (all with the same count) stacked for one batched ``drag_latents``:
+    per sub-step (sources, targets), each (b, k, 2)."""
+    m = len(per_image[idx[0]])
+    return [(torch.stack([per_image[i][k][0] for i in idx]), torch.stack([per_image[i][k][1] for i in idx]))
+            for k in range(m)]
+
+
 def default_radius(latent_side: int) -> int:
     """The copy window's half-size for a latent whose longer side is ``latent_side``: the official 5 latent pixels
     on SD's 64-pixel latent (a 512-pixel longer side), scaled with the longer side, at least 2."""

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from sdelab.data.digits import DragCases, band_masks, digits_dataset, drag_cases
-from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_only
+from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, paste_each, stack_substeps
 from sdelab.eval.bootstrap import Estimate, compare, summarise
 from sdelab.eval.judge import CONFIDENT, DigitsJudge
 from sdelab.eval.tables import cell, label, markdown_table
@@ -129,12 +129,6 @@ class DragResult:
 
 
 # ---- the experiment ------------------------------------------------------------------------------------------
-def _copy_paste_only(x0, per_image: list, r: int, alpha: float, beta: float, seed: int) -> torch.Tensor:
-    """``paste_only`` per image (each has its own sub-steps), one generator for all."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.cat([paste_only(x0[i: i + 1], substeps, r, alpha, beta, gen) for i, substeps in enumerate(per_image)])
-
-
 def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | None, t0: float, intervals: int,
               alpha: float, beta: float, r: int, seed: int, progress: bool) -> dict[str, torch.Tensor]:
     """ODE-Drag and SDE-Drag outputs (n, 1, 16, 16) in [0, 1] of the latents x0 with their sub-steps, the images
@@ -145,8 +139,7 @@ def run_drags(model, x0: torch.Tensor, per_image: list, mask: torch.Tensor | Non
         result = torch.empty_like(x0)
         for m in sorted({len(s) for s in per_image}):
             idx = [i for i, s in enumerate(per_image) if len(s) == m]
-            substeps = [(torch.stack([per_image[i][k][0] for i in idx]), torch.stack([per_image[i][k][1] for i in idx]))
-                        for k in range(m)]  # each (b, 1, 2)
+            substeps = stack_substeps(per_image, idx)  # each (b, 1, 2)
             gen = torch.Generator(device=model.device).manual_seed(seed + m)
             # chain_batch=20: the chain's eps 20 steps per call, measured faster for this model on a CPU
             # (benchmarks/drag.py); the same result up to float rounding
@@ -165,7 +158,7 @@ def _outputs(model, x0, per_image, cases, mask_name, bands, t0, intervals, alpha
             raise ValueError(f"load={load!r} holds outputs of other drags (n, seed): rerun without --load")
         return {method: torch.from_numpy(saved[method.replace("-", "_")]) for method in METHODS}
     mask = bands if mask_name == "band" else None
-    pasted = _copy_paste_only(x0, per_image, r, alpha, beta, seed)
+    pasted = paste_each(x0, per_image, r, alpha, beta, torch.Generator().manual_seed(seed))
     if mask is not None:
         pasted = torch.where(mask, pasted, x0)
     fixed = {"input": cases.images, "copy-paste": model.decode(pasted)}

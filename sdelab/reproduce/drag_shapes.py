@@ -40,7 +40,16 @@ from sdelab.data.shapes import (
     parse_batch,
     render,
 )
-from sdelab.edit.drag import default_radius, drag_latents, drag_substeps, ode_drag, paste_only, sde_drag
+from sdelab.edit.drag import (
+    default_radius,
+    drag_latents,
+    drag_substeps,
+    ode_drag,
+    paste_each,
+    paste_only,
+    sde_drag,
+    stack_substeps,
+)
 from sdelab.eval.bootstrap import Estimate, mean_estimate, paired_mean_difference
 from sdelab.eval.tables import cell, label, markdown_table
 from sdelab.reproduce.processes import process_map
@@ -49,7 +58,7 @@ from sdelab.schedules import check_t0
 T0S = (0.2, 0.4, 0.6, 0.8)
 MASKS = ("none", "band")
 RADII = ("default", "cover")
-EDITORS = {"ode-drag": "ode", "sde-drag": "cycle-sde"}  # the methods that run a sampler
+METHOD_SAMPLERS = {"ode-drag": "ode", "sde-drag": "cycle-sde"}  # the methods that run a sampler
 EXAMPLES = 6  # scenes kept for the examples figure
 MEASURES = ("drag_error", "lost", "success", "others_kept", "valid", "ghost", "psnr_truth", "change_outside")
 KEPT_PX = 0.5  # another object is kept when its centre moved at most this
@@ -168,20 +177,16 @@ def _drags(model, cases: DragCases, mask: torch.Tensor | None, radii: np.ndarray
     x0 = model.encode(cases.images)
     per_image = [drag_substeps(s[None], t[None], 2.0) for s, t in zip(cases.source, cases.target, strict=True)]
     groups = _groups(per_image, radii)
-    pasted = torch.empty_like(x0)
-    gen = torch.Generator().manual_seed(seed)
-    for i, substeps in enumerate(per_image):
-        pasted[i: i + 1] = paste_only(x0[i: i + 1], substeps, int(radii[i]), alpha, beta, gen)
+    pasted = paste_each(x0, per_image, radii, alpha, beta, torch.Generator().manual_seed(seed))
     if mask is not None:
         pasted = torch.where(mask, pasted, x0)
     out = {("copy-paste", None): model.decode(pasted)}
     for t0 in t0s:
         steps = max(1, round(intervals * t0))
-        for method, sampler in EDITORS.items():
+        for method, sampler in METHOD_SAMPLERS.items():
             result = torch.empty_like(x0)
             for (m, r), idx in groups.items():
-                substeps = [(torch.stack([per_image[i][k][0] for i in idx]),
-                             torch.stack([per_image[i][k][1] for i in idx])) for k in range(m)]  # each (b, 1, 2)
+                substeps = stack_substeps(per_image, idx)  # each (b, 1, 2)
                 gen = torch.Generator(device=model.device).manual_seed(seed + 1000 * m + r)
                 result[idx] = drag_latents(model, x0[idx], substeps, sampler=sampler,
                                            mask=None if mask is None else mask[idx], t0=t0, steps=steps, alpha=alpha,
