@@ -9,6 +9,24 @@ from pathlib import Path
 
 import torch
 
+# ---- the course's conventions: one colour per sampler, one mask convention, one ink polarity ------------------------
+# Warm colours for the SDE family (noise injected), cool ones for the ODE family (deterministic); editors take their
+# sampler's colour (SDE-Drag runs Cycle-SDE, ODE-Drag the ODE). Every notebook and figure reads them from here.
+COLOURS = {
+    "ode": "#1f77b4",            # blue: the probability-flow ODE (DDIM, eta = 0), Eq. 5
+    "ode-inversion": "#17becf",  # cyan: the ODE started from a DDIM-inverted latent
+    "sde": "#d62728",            # red: the SDE (DDPM, eta = 1, fresh noise), Eq. 4
+    "cycle-sde": "#ff7f0e",      # orange: Cycle-SDE (Eqs. 7-8, the stored chain's noises)
+    "ode-drag": "#1f77b4",       # ODE-Drag: the ODE's colour
+    "sde-drag": "#ff7f0e",       # SDE-Drag: Cycle-SDE's colour
+    "copy-paste": "#9467bd",     # purple: the edit alone, before any sampling
+    "input": "0.3",              # dark grey: the unedited input
+    "truth": "#2ca02c",          # green: the ground truth (the shapes world)
+}
+DIGIT_CMAP = "gray_r"  # digits (ink = 1 in the arrays) are drawn as dark ink on white paper
+MASK_CMAP = "gray"     # masks are drawn white where the edit may change the picture (editable, a hole), black elsewhere
+OUTSIDE_SHADE = 0.35   # mask_overlay: the brightness kept outside the editable region
+
 FOOTER_POINTS = 7  # font size of the provenance footer
 FOOTER_GAP = 0.06  # inches between the lowest drawn element (tick labels, axis label) and the footer
 DPI = 110  # of the saved PNGs
@@ -65,9 +83,66 @@ def save_figure(fig, name: str, setup: str, directory) -> Path:
     return path
 
 
+def colour(name: str) -> str:
+    """The course's colour of a sampler, editor or role (``COLOURS``; e.g. "ode", "cycle-sde", "sde-drag")."""
+    key = name.lower().replace("_", "-")
+    if key not in COLOURS:
+        raise ValueError(f"name must be one of {sorted(COLOURS)}, got {name!r}")
+    return COLOURS[key]
+
+
+def show_digit(ax, x, title: str | None = None) -> None:
+    """A digit (an (h, w) or (1, h, w) array or tensor, ink = 1) as dark ink on white (``DIGIT_CMAP``), no ticks."""
+    x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else x
+    ax.imshow(x.squeeze(), cmap=DIGIT_CMAP, vmin=0, vmax=1)
+    ax.set(xticks=[], yticks=[])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def show_mask(ax, mask, title: str | None = None) -> None:
+    """A mask ((h, w), true or 1 = editable) drawn white where the edit may change the picture, black elsewhere."""
+    mask = mask.detach().float().cpu().numpy() if isinstance(mask, torch.Tensor) else mask
+    ax.imshow(mask.squeeze().astype(float), cmap=MASK_CMAP, vmin=0, vmax=1)
+    ax.set(xticks=[], yticks=[])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def mask_overlay(image, mask):
+    """The picture (an (h, w) or (h, w, c) array in [0, 1]) with what lies outside the editable region (mask false)
+    dimmed to ``OUTSIDE_SHADE``: the editable region stays as bright as it was."""
+    import numpy as np
+
+    image, mask = np.asarray(image, dtype=float), np.asarray(mask, dtype=bool)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask must have the picture's height and width {image.shape[:2]}, got {mask.shape}")
+    keep = mask if image.ndim == 2 else mask[..., None]
+    return np.where(keep, image, OUTSIDE_SHADE * image)
+
+
+def difference_plot(ax, differences: dict, xlabel: str) -> None:
+    """Paired differences (name -> ``sdelab.eval.bootstrap.Estimate``) as points with their 95% intervals, one row
+    each, against a line at 0: an interval that excludes 0 is a difference, whatever the marginal intervals show.
+    A name that is a key of ``COLOURS`` (e.g. "sde") takes its colour."""
+    names = list(differences)
+    if not names:
+        raise ValueError("differences must name at least one paired difference")
+    for row, name in enumerate(names):
+        e = differences[name]
+        c = COLOURS.get(name.lower(), "0.2")
+        ax.errorbar([e.value], [row], xerr=[[e.value - e.low], [e.high - e.value]], fmt="o", color=c, capsize=3)
+    ax.axvline(0, color="0.5", lw=1, ls="--")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+
+
 def image_comparison(pictures: dict, reference: str, differences: list[str], scale: float = 2.5):
-    """One row: each picture (a (1, c, H, W) image in [0, 1]), then |picture - reference| (mean over channels)
-    for every name in ``differences``, on one colour scale with its colour bar; returns the figure."""
+    """One row: each picture (a (1, c, H, W) image in [0, 1]; one channel drawn as ``DIGIT_CMAP``), then
+    |picture - reference| (mean over channels) for every name in ``differences``, on one colour scale with its colour
+    bar; returns the figure."""
     import matplotlib.pyplot as plt
 
     for name in [reference, *differences]:
@@ -77,7 +152,7 @@ def image_comparison(pictures: dict, reference: str, differences: list[str], sca
     vmax = max(float(m.max()) for m in maps.values()) or 1.0
     fig, axes = plt.subplots(1, len(pictures) + len(maps), figsize=(scale * (len(pictures) + len(maps)), scale + 0.6))
     for ax, (name, x) in zip(axes, pictures.items(), strict=False):
-        ax.imshow(x[0].permute(1, 2, 0).float().cpu().numpy().squeeze(), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(x[0].permute(1, 2, 0).float().cpu().numpy().squeeze(), cmap=DIGIT_CMAP, vmin=0, vmax=1)
         ax.set_title(name, fontsize=9)
     for ax, (name, m) in zip(axes[len(pictures):], maps.items(), strict=True):
         image = ax.imshow(m.numpy(), cmap="magma", vmin=0, vmax=vmax)
@@ -99,8 +174,7 @@ def digit_columns(columns: list[tuple[str, object]], k: int, cell: tuple[float, 
         axes[0, j].set_title(title, fontsize=8)
         for i in range(k):
             x = images[i, 0]
-            axes[i, j].imshow(1 - (x.cpu().numpy() if isinstance(x, torch.Tensor) else x), cmap="gray", vmin=0, vmax=1)
-            axes[i, j].set(xticks=[], yticks=[])
+            show_digit(axes[i, j], x)
     return fig, axes
 
 
@@ -138,7 +212,7 @@ def figure_slider(draw, **controls):
     return widgets.VBox([widgets.HBox(list(controls.values())), image])
 
 
-ROUNDTRIP_STYLES = {"ode": ("C0", "o"), "cycle-sde": ("C3", "s"), "sde": ("C2", "d")}  # colour, marker
+ROUNDTRIP_STYLES = {m: (COLOURS[m], marker) for m, marker in [("ode", "o"), ("cycle-sde", "s"), ("sde", "d")]}
 
 
 def roundtrip_plot(ax, errors, title: str) -> None:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from sdelab.eval.bootstrap import Estimate
-from sdelab.plotting import digit_columns
+from sdelab.plotting import COLOURS, DIGIT_CMAP, digit_columns
 from sdelab.samplers import SAMPLERS
 
 
@@ -26,7 +26,7 @@ def drag_tradeoff_figure(result):
 
     from sdelab.reproduce.drag import MASKS
 
-    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0"}
+    colors = {m: COLOURS[m] for m in ["input", "copy-paste", "ode-drag", "sde-drag"]}
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharey="row")
     for col, mask in enumerate(MASKS):
         for row, (measure, label) in enumerate([("mean_distance", "mean distance to the target (px), lower = moved"),
@@ -73,7 +73,7 @@ def inpainting_fd_figure(result):
     from sdelab.reproduce.inpainting import MASKS, PAPER_FID, PAPER_STEPS, SAMPLER_NAMES
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    colors = {"ode": "C3", "sde": "C0"}
+    colors = COLOURS
     for name in MASKS:
         style = "-" if name == "small" else "--"
         for sampler in SAMPLER_NAMES:
@@ -112,7 +112,6 @@ def inpainting_examples_figure(examples: dict[str, torch.Tensor], steps: int, k:
     fig.tight_layout(pad=0.3)
     return fig
 # ---- image-to-image (sdelab.reproduce.i2i) -----------------------------------------------------------------------
-I2I_COLORS = {"ode": "C3", "sde": "C2", "cycle-sde": "C0"}
 
 
 def i2i_curves_figure(result):
@@ -127,7 +126,7 @@ def i2i_curves_figure(result):
         t0, label = [r.t0 for r in rows], f"DiffEdit, {SAMPLERS[name].label}"
         for ax, key in zip(axes[:2], ("fd_pca", "target"), strict=True):
             y = [r.scores[key] for r in rows]
-            ax.errorbar(t0, [e.value for e in y], yerr=_errors(y), fmt="o-", color=I2I_COLORS[name], capsize=2,
+            ax.errorbar(t0, [e.value for e in y], yerr=_errors(y), fmt="o-", color=COLOURS[name], capsize=2,
                         label=label)
     axes[0].set(xlabel="t0 (encode ratio)", ylabel="FD-PCA to the training digits (lower: realistic)",
                 title="DiffEdit: realism")
@@ -136,10 +135,10 @@ def i2i_curves_figure(result):
     for name in EDITS["sdedit"]:
         rows = [r for r in result.rows if r.edit == "sdedit" and r.sampler == name]
         xy = [(r.scores["distance"].value, r.scores["fd_pca"].value) for r in rows]
-        axes[2].plot(*zip(*xy, strict=True), "o-", color=I2I_COLORS[name], label=f"SDEdit, {SAMPLERS[name].label}")
+        axes[2].plot(*zip(*xy, strict=True), "o-", color=COLOURS[name], label=f"SDEdit, {SAMPLERS[name].label}")
         for r, point in zip(rows, xy, strict=True):
             axes[2].annotate(f"{r.t0}", point, fontsize=7, xytext=(3, 3), textcoords="offset points",
-                             color=I2I_COLORS[name])
+                             color=COLOURS[name])
     axes[2].set(xlabel="mean |output - input| (lower: faithful)", ylabel="FD-PCA (lower: realistic)",
                 title="SDEdit: realism against faithfulness (labels: t0)")
     for ax in axes:
@@ -164,7 +163,6 @@ def i2i_examples_figure(examples: dict, t0s, k: int = 6):
     fig.tight_layout(pad=0.3)
     return fig
 # ---- the theorems on images (sdelab.reproduce.image_gap) ---------------------------------------------------------
-GAP_COLORS = {"ode": "C0", "sde": "C3", "cycle-sde": "C2", "ode-inversion": "C1"}
 GAP_LABELS = {name: s.label for name, s in SAMPLERS.items()} | {"ode-inversion": "ODE, DDIM-inverted start"}
 
 
@@ -193,9 +191,9 @@ def gap_figure(result, edits=None):
             ax.plot(ts, [e.value for e in floor], color="0.4", lw=1, label="floor (unedited)")
             for curve in CURVES:
                 entries = [s[curve, name, t][stat] for t in ts]
-                ax.fill_between(ts, [e.low for e in entries], [e.high for e in entries], color=GAP_COLORS[curve],
+                ax.fill_between(ts, [e.low for e in entries], [e.high for e in entries], color=COLOURS[curve],
                                 alpha=0.2, lw=0)
-                ax.plot(ts, [e.value for e in entries], "o-", ms=2.5, color=GAP_COLORS[curve],
+                ax.plot(ts, [e.value for e in entries], "o-", ms=2.5, color=COLOURS[curve],
                         label=GAP_LABELS[curve])
             if row == 0:
                 ax.set(title=f"edit: {name}")
@@ -235,7 +233,7 @@ def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
         rows = len(images) // cols
         tiles = F.pad(images[: rows * cols, 0].cpu(), (1, 1, 1, 1))  # (rows * cols, 18, 18): a blank border
         tiles = tiles.reshape(rows, cols, 18, 18).permute(0, 2, 1, 3).reshape(rows * 18, cols * 18)
-        ax.imshow(1 - tiles.numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(tiles.numpy(), cmap=DIGIT_CMAP, vmin=0, vmax=1)
         ax.set_title(textwrap.fill(name, 26), fontsize=8)
         ax.axis("off")
     return fig
@@ -248,7 +246,7 @@ def shapes_drag_figure(result):
 
     from sdelab.reproduce.drag_shapes import MASKS, RADII
 
-    colors = {"input": "0.3", "copy-paste": "C1", "ode-drag": "C3", "sde-drag": "C0", "truth": "C2"}
+    colors = {m: COLOURS[m] for m in ["input", "copy-paste", "ode-drag", "sde-drag", "truth"]}
     fig, axes = plt.subplots(len(MASKS), len(RADII), figsize=(10, 7.6), sharex=True, sharey=True, squeeze=False)
     for (row, mask), (col, radius) in ((m, r) for m in enumerate(MASKS) for r in enumerate(RADII)):
         ax = axes[row, col]
