@@ -52,6 +52,12 @@ def _check(recipe: Recipe) -> None:
         raise ValueError(f"p_uncond must lie in [0, 1), got {recipe.p_uncond}")
 
 
+def warmup_fraction(steps: int) -> float:
+    """OneCycleLR's ``pct_start``: 5% of the steps, at least two from 4 steps on (it divides by pct_start * steps
+    - 1, so a warm-up of exactly one step, as 5% of 20 steps would be, raises ZeroDivisionError)."""
+    return max(2, round(0.05 * steps)) / steps if steps >= 4 else 0.05
+
+
 def initial_model(recipe: Recipe, seed: int = 0) -> PixelDiffusion:
     """The recipe's model with fresh weights drawn from ``seed`` (the global RNG is left as it was)."""
     data = importlib.import_module(f"sdelab.data.{recipe.data}")
@@ -73,7 +79,7 @@ def train(recipe: Recipe, out, *, seed: int = 0, device: str = "cpu", progress: 
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=1e-4)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
-                                                      pct_start=0.05)
+                                                      pct_start=warmup_fraction(recipe.steps))
     start, losses = time.perf_counter(), []
     bar = tqdm(range(recipe.steps), disable=not progress, desc=f"train {recipe.name}")
     for _ in bar:

@@ -19,7 +19,7 @@ from sdelab.recipes import RECIPES
 from sdelab.reproduce.quality import score
 from sdelab.sampling import CycleNoise, denoise, forward_chain
 from sdelab.schedules import VPSchedule, time_grid
-from sdelab.train import initial_model
+from sdelab.train import initial_model, warmup_fraction
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,14 @@ def test_a_recipe_sets_the_schedule_of_the_model_it_trains():
     sd_schedule = replace(RECIPES["digits"], beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     assert torch.allclose(initial_model(sd_schedule).schedule.alphas_cumprod,
                           VPSchedule.stable_diffusion().alphas_cumprod)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 20, 21, 40, 200])
+def test_any_step_count_gets_a_one_cycle_schedule_that_runs(steps):
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps,
+                                                   pct_start=warmup_fraction(steps))
+    for _ in range(steps):  # 20 steps with pct_start = 0.05 raised ZeroDivisionError here
+        opt.step()
+        schedule.step()
+    assert warmup_fraction(4000) == warmup_fraction(7000) == 0.05  # the shipped recipes keep their schedule
