@@ -112,3 +112,54 @@ def test_the_result_reads_back_from_its_json(tmp_path):
     result = reproduce_drag_shapes(tmp_path, n=2, t0s=(0.2,), intervals=2, reps=5, workers=1)
     back = ShapesDragResult.from_json(json.loads(json.dumps(to_json(result))))
     assert markdown(back) == markdown(result) and "examples" not in to_json(result)
+
+
+def test_the_shipped_result_answers_by_setting_and_its_figures_draw_the_paired_differences():
+    import json
+    from importlib.resources import files
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.drag_shapes import ShapesDragResult
+    from sdelab.reproduce.figures import shapes_differences_figure
+
+    result = ShapesDragResult.from_json(json.loads((files("sdelab") / "data" / "drag_shapes.json").read_text()))
+    row = next(r for r in result.rows if (r.method, r.mask, r.radius, r.t0) == ("sde-drag", "band", "cover", 0.4))
+    assert result.score("sde-drag", "valid", "band", "cover", 0.4) == row.scores["valid"]
+    assert result.score("truth", "success").value == 1.0
+    c = next(c for c in result.comparisons if (c.mask, c.radius, c.t0) == ("none", "default", 0.8))
+    assert result.difference("ghost", "none", "default", 0.8) == c.sde_minus_ode["ghost"]
+    with pytest.raises(ValueError, match="no row"):
+        result.score("sde-drag", "valid", "none", "cover", 0.5)
+    with pytest.raises(ValueError, match="no comparison"):
+        result.difference("valid", "band", "wide", 0.2)
+    fig = shapes_differences_figure(result, ("success", "valid"))
+    assert len(fig.axes) == 2 * len(MASKS)
+    ax = fig.axes[0]  # success, no mask: one row per window and t0, each point at its paired difference
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"{r} window, t0={t}" for r in RADII for t in result.settings["t0"]]
+    points = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o"]
+    assert points == pytest.approx([result.difference("success", "none", r, t).value for r in RADII
+                                    for t in result.settings["t0"]])
+    plt.close(fig)
+
+
+def test_one_scene_figure_titles_each_method_in_its_colour_and_says_when_no_truth_exists(tmp_path, cases):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_hex
+
+    from sdelab.data.shapes import parse
+    from sdelab.plotting import COLOURS
+    from sdelab.reproduce.figures import shapes_scene_figure
+
+    image = cases.images[0]
+    shown = {name: (image, parse(image)) for name in ("input", "copy-paste", "ODE-Drag", "SDE-Drag")}
+    fig = shapes_scene_figure(shown, cases.source[0].tolist(), cases.target[0].tolist(), title="t")
+    titles = {ax.get_title().split("\n")[0]: to_hex(ax.title.get_color()) for ax in fig.axes}
+    assert titles["ODE-Drag"] == to_hex(COLOURS["ode-drag"]) and titles["SDE-Drag"] == to_hex(COLOURS["sde-drag"])
+    assert titles["truth"] == to_hex(COLOURS["truth"]) and "no valid scene" in fig.axes[-1].texts[0].get_text()

@@ -154,6 +154,22 @@ class ShapesDragResult:
                    [ShapesDragComparison(c["mask"], c["radius"], c["t0"], scores(c["sde_minus_ode"]))
                     for c in data["comparisons"]], data["settings"])
 
+    def score(self, method: str, measure: str, mask: str | None = None, radius: str | None = None,
+              t0: float | None = None) -> Estimate:
+        """One row's estimate of ``measure`` (e.g. ``score("ode-drag", "success", "none", "cover", 0.6)``; input and
+        truth take no mask, radius or t0, copy-paste no t0); ValueError if the result has no such row."""
+        for r in self.rows:
+            if (r.method, r.mask, r.radius, r.t0) == (method, mask, radius, t0):
+                return r.scores[measure]
+        raise ValueError(f"no row for method={method!r}, mask={mask!r}, radius={radius!r}, t0={t0!r}")
+
+    def difference(self, measure: str, mask: str, radius: str, t0: float) -> Estimate:
+        """SDE-Drag minus ODE-Drag in ``measure``, paired scene by scene, at one mask, radius and t0."""
+        for c in self.comparisons:
+            if (c.mask, c.radius, c.t0) == (mask, radius, t0):
+                return c.sde_minus_ode[measure]
+        raise ValueError(f"no comparison for mask={mask!r}, radius={radius!r}, t0={t0!r}")
+
 
 # ---- the experiment ----------------------------------------------------------------------------------------------
 def copy_radii(cases: DragCases, radius: str) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from sdelab.eval.bootstrap import Estimate
-from sdelab.plotting import COLOURS, DIGIT_CMAP, digit_columns
+from sdelab.plotting import COLOURS, DIGIT_CMAP, difference_plot, digit_columns
 from sdelab.samplers import SAMPLERS
 
 
@@ -20,6 +20,9 @@ def _errors(estimates: list[Estimate]) -> np.ndarray:
 
 
 # ---- drag (sdelab.reproduce.drag) -------------------------------------------------------------------------------
+EDITOR_LABELS = {"ode-drag": "ODE-Drag", "sde-drag": "SDE-Drag"}  # the methods' keys as the paper names the editors
+
+
 def drag_tradeoff_figure(result):
     """Realism (FD-PCA to the training digits) against drag accuracy (mean distance, ink transfer), per mask."""
     import matplotlib.pyplot as plt
@@ -37,7 +40,7 @@ def drag_tradeoff_figure(result):
                 xs, ys = [r.scores[measure] for r in rows], [r.scores["fd_pca"] for r in rows]
                 ax.errorbar([e.value for e in xs], [e.value for e in ys], xerr=_errors(xs), yerr=_errors(ys),
                             fmt="o-" if len(rows) > 1 else "s", color=color,
-                            capsize=2, label=method)
+                            capsize=2, label=EDITOR_LABELS.get(method, method))
                 for r, x, y in zip(rows, xs, ys, strict=True):
                     if r.t0 is not None:
                         ax.annotate(f"t0={r.t0}", (x.value, y.value), fontsize=7, xytext=(3, 3),
@@ -45,7 +48,9 @@ def drag_tradeoff_figure(result):
             ax.set(xlabel=label, ylabel="FD-PCA to training digits (lower: realistic)" if col == 0 else "",
                    title=f"mask: {mask}")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Drag on the digits model: realism against drag accuracy (95% bootstrap intervals)", fontsize=11)
+    fig.suptitle("Drag on the digits model: realism against drag accuracy (95% bootstrap intervals)\nt0 on the "
+                 "digits' own schedule, noisier than the same t0 on SD's (compare by signal: schedules.matched_t0)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -255,7 +260,8 @@ def shapes_drag_figure(result):
                     and r.radius in (radius, None)]
             xs, ys = [r.scores["success"] for r in rows], [r.scores["valid"] for r in rows]
             ax.errorbar([e.value for e in xs], [e.value for e in ys], xerr=_errors(xs), yerr=_errors(ys),
-                        fmt="o-" if len(rows) > 1 else "s", color=color, capsize=2, label=method)
+                        fmt="o-" if len(rows) > 1 else "s", color=color, capsize=2,
+                        label=EDITOR_LABELS.get(method, method))
             for r, x, y in zip(rows, xs, ys, strict=True):
                 if r.t0 is not None:
                     ax.annotate(f"{r.t0}", (x.value, y.value), fontsize=7, xytext=(3, 3), textcoords="offset points",
@@ -271,7 +277,8 @@ def shapes_drag_figure(result):
 
 
 def shapes_examples_figure(examples: dict[str, torch.Tensor]):
-    """The first scenes: input, copy-paste, ODE-Drag and SDE-Drag at every t0, and the ground truth, in columns."""
+    """The first scenes: input, copy-paste, ODE-Drag and SDE-Drag at every t0, and the ground truth, in columns (the
+    run's setting without a mask and with the default copy window), each title in its method's colour."""
     import matplotlib.pyplot as plt
 
     columns = list(examples)
@@ -283,6 +290,55 @@ def shapes_examples_figure(examples: dict[str, torch.Tensor]):
             ax.imshow(examples[name][row].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             ax.set(xticks=[], yticks=[])
         title = name.replace(" t0", "\nt0").replace("ode-drag", "ODE-Drag").replace("sde-drag", "SDE-Drag")
-        axes[0, col].set_title(title, fontsize=7)
-    fig.tight_layout(pad=0.3)
+        axes[0, col].set_title(title, fontsize=7, color=COLOURS.get(name.split(" ")[0], "k"))
+    fig.suptitle("The first scenes of the run: no mask, the default copy window (half-size 2 px)", fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the suptitle
+    return fig
+
+
+SCENE_ROLES = {"input": "input", "copy-paste": "copy-paste", "ODE-Drag": "ode-drag", "SDE-Drag": "sde-drag",
+               "truth": "truth"}
+
+
+def shapes_scene_figure(shown: dict, source, target, title: str | None = None):
+    """One drag of one scene (``sdelab.reproduce.drag_shapes.drag_scene``'s {name: (image, parse)}): every image in a
+    row, titled with its name in the course's colour and the judge's verdict, the drag drawn on the input as an arrow.
+    A drag whose truth is left out (no valid scene answers it) says so in the last panel."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n in SCENE_ROLES if n in shown or n == "truth"]
+    fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names), 2.6))
+    for ax, name in zip(axes, names, strict=True):
+        ax.set(xticks=[], yticks=[])
+        if name not in shown:
+            ax.text(0.5, 0.5, "no valid scene\nanswers this drag", ha="center", va="center", fontsize=8)
+            ax.set_title("truth", fontsize=9, color=COLOURS["truth"])
+            continue
+        image, read = shown[name]
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+        ax.set_title(f"{name}\n{'valid' if read.valid else 'invalid'}", fontsize=9, color=COLOURS[SCENE_ROLES[name]])
+    axes[0].annotate("", xy=tuple(target), xytext=tuple(source), arrowprops=dict(arrowstyle="->", color="w", lw=1.5))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()) if title else (0, 0, 1, 1))  # room for the title
+    return fig
+
+
+def shapes_differences_figure(result, measures=("success", "valid")):
+    """SDE-Drag minus ODE-Drag, paired scene by scene (``ShapesDragResult.comparisons``), with 95% intervals: one
+    panel per measure and mask, one row per copy window and t0 (``sdelab.plotting.difference_plot``)."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.drag_shapes import MASKS
+
+    fig, axes = plt.subplots(len(measures), len(MASKS), figsize=(10, 3.4 * len(measures)),
+                             squeeze=False)
+    for row, measure in enumerate(measures):
+        for col, mask in enumerate(MASKS):
+            diffs = {f"{c.radius} window, t0={c.t0}": c.sde_minus_ode[measure] for c in result.comparisons
+                     if c.mask == mask}
+            difference_plot(axes[row, col], diffs, f"SDE-Drag minus ODE-Drag: {measure}")
+            axes[row, col].set_title(f"mask: {mask}", fontsize=10)
+    fig.suptitle("Paired differences per scene, 95% bootstrap intervals: right of 0 favours SDE-Drag", fontsize=11)
+    fig.tight_layout()
     return fig
