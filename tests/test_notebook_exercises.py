@@ -102,13 +102,15 @@ def test_every_exercise_is_stub_solution_check(path):
         assert "answer(" in chk.source, f"{where}: the check after the solution calls no answer(...)"
         checked = set()
         for call in answer_calls(check_tree):
-            student, solved = call.args[0], call.args[1]
+            given = [*call.args, *(k.value for k in call.keywords)]
+            assert len(given) >= 2, f"{where}: answer() takes the student's answer and the solution"
+            student, solved = given[0], given[1]
             assert isinstance(student, ast.Name) and student.id in mine, f"{where}: answer() is not given a my_ name"
             assert isinstance(solved, ast.Name) and solved.id in solutions, \
                 f"{where}: answer() is not given the solution's solution_ name"
             checked.add(student.id)
         assert checked == set(mine), f"{where}: the check does not take {set(mine) - checked} through answer()"
-        through_answer = {id(call.args[1]) for call in answer_calls(check_tree)}
+        through_answer = {id([*call.args, *(k.value for k in call.keywords)][1]) for call in answer_calls(check_tree)}
         assert all(id(n) in through_answer for n in ast.walk(check_tree)
                    if isinstance(n, ast.Name) and n.id.startswith("solution_")), \
             f"{where}: the check uses a solution_ name outside answer(): it must test the student's answer"
