@@ -227,6 +227,48 @@ def gap_figure(result, edits=None):
     return fig
 
 
+def exact_vs_image_figure(exact: dict, result):
+    """Top: the exact KL(p~_t || p_t) of ``exact_analogues`` (ODE and SDE) for each 1-D analogue; bottom: the C2ST of
+    the matching image edit for the ODE, the SDE and Cycle-SDE, beside the floor (grey). Columns: the edits of
+    ``exact`` ({(edit, eta): ExactChain}); sampling runs left to right (t0 -> 0)."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.image_gap import summary
+
+    s, ts = summary(result), result.settings["checkpoints"]
+    names = list(dict.fromkeys(name for name, _ in exact))
+    fig, axes = plt.subplots(2, len(names), figsize=(13 / 3 * len(names), 6.2), sharex=True, squeeze=False)
+    for j, name in enumerate(names):
+        for eta, curve in [(0.0, "ode"), (1.0, "sde")]:
+            chain = exact[name, eta]
+            axes[0, j].plot(chain.t, chain.kl, color=COLOURS[curve], label=f"{SAMPLERS[curve].label} (exact)")
+        axes[0, j].set(yscale="log", title=f"1-D analogue of '{name}'",
+                       ylabel="KL(p~_t || p_t), exact" if j == 0 else "")
+        axes[1, j].plot(ts, [s["ode", name, t]["c2st_floor"].value for t in ts], color="0.5", lw=3, alpha=0.5,
+                        label="floor (unedited)")
+        for curve in ("ode", "sde", "cycle-sde"):
+            axes[1, j].plot(ts, [s[curve, name, t]["c2st"].value for t in ts], "o-", ms=3, color=COLOURS[curve],
+                            label=GAP_LABELS[curve])
+        axes[1, j].set(title=f"digits: '{name}'", xlabel="t (timestep)", ylim=(0.4, 1.01),
+                       ylabel="C2ST accuracy vs q_t" if j == 0 else "")
+    for ax in axes[:, 0]:
+        ax.legend(fontsize=8)
+    axes[0, 0].invert_xaxis()  # shared by every panel
+    fig.tight_layout()
+    return fig
+
+
+def states_figure(columns: list[tuple[str, str, torch.Tensor]], model, k: int = 6):
+    """k images per column, decoded from the model's scale and drawn ink dark (digits): ``columns`` is a list of
+    (title, role, states (n, c, S, S)); a column's title takes its role's colour (``COLOURS``: a sampler, "input").
+    The close looks of notebook 10. Returns the figure."""
+    fig, axes = digit_columns([(title, model.decode(x)) for title, _, x in columns], k, cell=(1.05, 1.1), pad=0.6)
+    for j, (_, role, _) in enumerate(columns):
+        axes[0, j].title.set_color(COLOURS.get(role, "k"))
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
 # ---- sample quality (sdelab.reproduce.quality) -------------------------------------------------------------------
 def samples_figure(grids: dict[str, torch.Tensor], cols: int = 8):
     """One panel per image set (n, 1, 16, 16), drawn as a grid of cols columns (ink black on white)."""

@@ -1,7 +1,8 @@
 """The theorems on an image model: an edit's distribution gap along ODE, SDE and Cycle-SDE chains (digits, shapes).
 
 Theorems 3.1-3.3 of the paper follow the marginals p~_t of an edited chain against the unedited ones: along the
-ODE (eta = 0) KL(p~_t || p_t) stays constant (Thm 3.2, every step is a bijection); along the SDE (Thm 3.1) and
+probability-flow ODE KL(p~_t || p_t) stays constant (Thm 3.2: the flow is a bijection; a DDIM step with a learned eps
+is one only approximately); along the SDE (Thm 3.1) and
 Cycle-SDE (Thm 3.3) it falls. Notebooks 02-04 show it on mixtures with exact densities. Here the same samplers
 carry a population of images through a trained pixel model, where no density is known, and the gap to the
 model's target marginal q_t is measured with two-sample statistics at checkpoints of the grid. The data side is a
@@ -437,6 +438,35 @@ def image_gap_shapes(model="shapes", n: int = 300, t0: float = 0.6, intervals: i
     """``image_gap`` in the shapes world with its defaults (module docstring): 300 scenes, 20 steps from t0 = 0.6
     (intervals 33), 6 checkpoints, one seed; model: a shipped pixel model's name or a folder."""
     return image_gap(n, t0, intervals, edits, seeds, count, reps, workers, progress, world="shapes", model=model)
+
+
+def roughness(x: torch.Tensor) -> float:
+    """Mean squared difference between neighbouring pixels (rows and columns averaged), over a batch (n, c, S, S):
+    the speckle that a contrast edit leaves in the ODE's outputs raises it, a smooth digit keeps it low."""
+    return ((x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., 1:] - x[..., :-1]).pow(2).mean()).item() / 2
+
+
+# ---- the exact 1-D analogues -------------------------------------------------------------------------------------
+ANALOGUES = {"contrast": "1.3 x the true q_t0", "shift": "the `shifted` prior N(1, 1)",
+             "blur": "the `narrow` prior N(0, 0.5^2)"}
+
+
+def exact_analogues(schedule, grid, x_points: int = 2000, etas=(0.0, 1.0)) -> dict:
+    """The exact 1-D chains (``sdelab.toy.exact.exact_chain``) of three analogues of the image edits, on the 1-D
+    mixture ``bimodal_1d`` with the image model's ``schedule`` and ``grid`` (t0 first): ``contrast``, the true q_t0
+    scaled by 1.3 (means 1.3 x, variances 1.69 x); ``shift``, the ``shifted`` prior (mass moved between the modes, like
+    a moved digit); ``blur``, the ``narrow`` prior (less variance). Returns {(edit, eta): ExactChain}."""
+    from sdelab.toy import bimodal_1d
+    from sdelab.toy.exact import exact_chain, x_grid
+    from sdelab.toy.gmm import GaussianMixture
+    from sdelab.toy.priors import mismatched_prior
+
+    q0, x = bimodal_1d(), x_grid(x_points, 10.0)
+    q_t0 = q0.marginal(schedule.alpha(grid[0]), schedule.sigma(grid[0]))
+    priors = {"contrast": GaussianMixture(q_t0.weights, 1.3 * q_t0.means, 1.69 * q_t0.covs),
+              "shift": mismatched_prior("shifted"), "blur": mismatched_prior("narrow")}
+    return {(name, eta): exact_chain(q0, prior, schedule, grid, eta, x=x) for name, prior in priors.items()
+            for eta in etas}
 
 
 # ---- summaries ---------------------------------------------------------------------------------------------------
