@@ -10,8 +10,27 @@ import torch
 import torch.nn.functional as F
 
 from sdelab.eval.bootstrap import Estimate
-from sdelab.plotting import COLOURS, DIGIT_CMAP, difference_plot, digit_columns
+from sdelab.plotting import COLOURS, DIGIT_CMAP, difference_plot, digit_columns, show_mask
 from sdelab.samplers import SAMPLERS
+
+
+def _masks_column(axes, column: int, masks) -> None:
+    """Redraw column ``column`` of a ``digit_columns`` grid as masks (white = editable: ``show_mask``), title kept."""
+    title = axes[0, column].get_title()
+    for i, ax in enumerate(axes[:, column]):
+        ax.clear()
+        show_mask(ax, masks[i, 0])
+    axes[0, column].set_title(title, fontsize=8)
+
+
+def _recolour(ax, colour: str) -> None:
+    """Give every error bar ``difference_plot`` drew on ``ax`` one colour (a sampler's, ``COLOURS``)."""
+    for container in ax.containers:
+        line, caps, bars = container.lines
+        for marked in (line, *caps):
+            marked.set(color=colour, markerfacecolor=colour, markeredgecolor=colour)
+        for artist in bars:
+            artist.set_color(colour)
 
 
 def _errors(estimates: list[Estimate]) -> np.ndarray:
@@ -103,18 +122,41 @@ def inpainting_fd_figure(result):
 
 
 def inpainting_examples_figure(examples: dict[str, torch.Tensor], steps: int, k: int = 8):
-    """For k digits: the input, each mask over it, and the ODE and SDE inpaintings at ``steps``."""
+    """For k digits: the input, each mask (white = the hole to fill) and the ODE and SDE inpaintings at ``steps``."""
     from sdelab.reproduce.inpainting import MASKS
 
     columns = [("input", examples["input"])]
     for name in MASKS:
-        mask = examples[f"mask_{name}"].float()
-        shown = examples["input"] * (1 - mask) + 0.5 * mask  # the hole in grey
-        columns += [(f"{name} mask", shown), (f"ODE\n{name}", examples[f"ode_{name}_{steps}"]),
+        columns += [(f"{name} mask\n(white: hole)", examples[f"mask_{name}"].float()),
+                    (f"ODE\n{name}", examples[f"ode_{name}_{steps}"]),
                     (f"SDE\n{name}", examples[f"sde_{name}_{steps}"])]
     k = min(k, len(examples["input"]))
-    fig, _ = digit_columns(columns, k, cell=(1.1, 1.1))
+    fig, axes = digit_columns(columns, k, cell=(1.1, 1.1))
+    for j, (title, images) in enumerate(columns):
+        if "mask" in title:
+            _masks_column(axes, j, images)
+        for sampler in ("ODE", "SDE"):
+            if title.startswith(sampler):
+                axes[0, j].title.set_color(COLOURS[sampler.lower()])
     fig.tight_layout(pad=0.3)
+    return fig
+
+
+def inpainting_differences_figure(result):
+    """The claim itself: SDE - ODE per mask and step count, paired image by image, with 95% intervals against 0
+    (``difference_plot``), for FD-PCA and for the fraction of digits whose class is kept."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 + 0.32 * len(result.differences)), sharey=True)
+    for ax, (key, label) in zip(axes, [("fd_pca", "FD-PCA: SDE - ODE (below 0: the SDE is more realistic)"),
+                                       ("class_kept", "class kept: SDE - ODE (above 0: the SDE keeps more)")],
+                                strict=True):
+        difference_plot(ax, {f"{d.mask} mask, {d.steps} steps": d.sde_minus_ode[key] for d in result.differences},
+                        label)
+        _recolour(ax, COLOURS["sde"])
+    fig.suptitle("Inpainting: SDE - ODE on the same digits, masks and noise (paired 95% bootstrap intervals)",
+                 fontsize=10)
+    fig.tight_layout()
     return fig
 # ---- image-to-image (sdelab.reproduce.i2i) -----------------------------------------------------------------------
 
@@ -156,17 +198,55 @@ def i2i_curves_figure(result):
 
 
 def i2i_examples_figure(examples: dict, t0s, k: int = 6):
-    """For k digits: the input with its DiffEdit mask, then DiffEdit's ODE and Cycle-SDE edits at each t0."""
+    """For k digits: the input with its DiffEdit mask (white = editable), then DiffEdit's ODE and Cycle-SDE edits at
+    each t0."""
     k = min(k, len(examples["input"]))
-    columns = [("input", examples["input"]), ("DiffEdit mask", examples["mask"].float())]
+    columns = [("input", examples["input"]), ("DiffEdit mask\n(white: edited)", examples["mask"].float())]
     for t0 in t0s:
         columns += [(f"ODE\nt0={t0}", examples[f"diffedit_ode_{t0}"]),
                     (f"Cycle-SDE\nt0={t0}", examples[f"diffedit_cycle-sde_{t0}"])]
     fig, axes = digit_columns(columns, k, cell=(1.05, 1.15), pad=0.5)
+    _masks_column(axes, 1, examples["mask"])
+    for j, (title, _) in enumerate(columns[2:], start=2):
+        axes[0, j].title.set_color(COLOURS["ode" if title.startswith("ODE") else "cycle-sde"])
     for i in range(k):
         axes[i, 0].set_ylabel(f"{int(examples['source'][i])} -> {int(examples['target'][i])}", fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def i2i_differences_figure(result, levels: dict | None = None):
+    """The claims themselves: each sampler minus the ODE, paired image by image, with 95% intervals against 0
+    (``difference_plot``): one column per edit and sampler, one row per measure (FD-PCA, judged as target,
+    distance to the input). levels: {t0: label}, e.g. the Stable Diffusion t0 with the same signal, added to the rows'
+    names."""
+    import matplotlib.pyplot as plt
+
+    from sdelab.reproduce.i2i import LABELS
+
+    pairs = list(dict.fromkeys((d.edit, d.sampler) for d in result.differences))
+    measures = [("fd_pca", "FD-PCA (below 0: more realistic)"), ("target", "judged as target (above 0: edits more)"),
+                ("distance", "distance to input (below 0: more faithful)")]
+    t0s = sorted({d.t0 for d in result.differences})
+    height = 1.0 + len(measures) * (0.5 + 0.3 * len(t0s))
+    fig, axes = plt.subplots(len(measures), len(pairs), figsize=(3.3 * len(pairs) + 0.8, height),
+                             sharey=True, squeeze=False)
+    for col, (edit, sampler) in enumerate(pairs):
+        rows = {d.t0: d.minus_ode for d in result.differences if (d.edit, d.sampler) == (edit, sampler)}
+        for row, (key, label) in enumerate(measures):
+            ax = axes[row, col]
+            names = {f"t0={t0}" + (f" ({levels[t0]})" if levels and t0 in levels else ""): rows[t0][key] for t0 in t0s}
+            difference_plot(ax, names, label if col == 0 else label.split(" (")[0])
+            _recolour(ax, COLOURS[sampler])
+            ax.xaxis.label.set_fontsize(8)
+            ax.tick_params(labelsize=7)
+        axes[0, col].set_title(f"{LABELS[edit]}: {SAMPLERS[sampler].label} - ODE", fontsize=9,
+                               color=COLOURS[sampler])
+    fig.suptitle("Image-to-image: each sampler minus the ODE on the same digits (paired 95% bootstrap intervals)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
 # ---- the theorems on images (sdelab.reproduce.image_gap) ---------------------------------------------------------
 GAP_LABELS = {name: s.label for name, s in SAMPLERS.items()} | {"ode-inversion": "ODE, DDIM-inverted start"}
 
