@@ -18,7 +18,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 TITLE = "# @title Solution"
 # the exercises the notebooks are known to have (a notebook may gain more; none may lose one)
-AT_LEAST = {"01": 3, "02": 2, "03": 2, "04": 3, "05": 2}
+AT_LEAST = {"01": 3, "02": 2, "03": 2, "04": 3, "05": 2, "06": 3, "07": 3, "08": 3, "10": 3}
 
 
 def python(source: str) -> str:
@@ -71,9 +71,21 @@ def answer_calls(tree: ast.AST) -> list[ast.Call]:
 
 
 def exercises(nb) -> list[tuple[int, int, int]]:
-    """(stub, solution, check) cell indices of every hidden-solution cell."""
-    return [(i - 1, i, i + 1) for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and c.source.lstrip().startswith(TITLE)]
+    """(stub, solution, check) cell indices of every hidden-solution cell. The check is the first later code cell that
+    calls answer() on one of the stub's my_ names: cells may stand between (a prediction asked before the run that
+    measures it), and the cell right after the solution stands in when none does (the structure test then fails)."""
+    found = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or not c.source.lstrip().startswith(TITLE):
+            continue
+        mine = {n for n in assigned(parse(nb.cells[i - 1].source))} if nb.cells[i - 1].cell_type == "code" else set()
+        mine = {n for n in mine if n.startswith("my_")}
+        later = [j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "code"
+                 and any(isinstance(student, ast.Name) and student.id in mine
+                         for call in answer_calls(parse(nb.cells[j].source))
+                         for student in [*call.args, *(k.value for k in call.keywords)][:1])]
+        found.append((i - 1, i, later[0] if later else i + 1))
+    return found
 
 
 def code_cells(nb):
