@@ -9,13 +9,11 @@ PIP := $(PY) -m pip
 # toy notebooks (01-05) and the digits-only notebook 10: executed in place, committed with the outputs of a full run; notebook 05's Stable
 # Diffusion section is skipped there (SDELAB_SD_MODEL=none), so the same outputs come back on any machine
 FULL_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[1-5]_*.ipynb notebooks/10_*.ipynb))
-# digits-first image notebooks (06-08) and the DragBench notebook 09 (its shapes run first, 15-30 min on 2 cores):
+# image notebooks: the digits-first 06-08 and the DragBench notebook 09 (its shapes run first, 15-30 min on 2 cores),
 # executed in place with their Stable Diffusion sections on SD_MODEL (06, 07 and 09 label the tiny model's pictures
-# as random; 08's SD part runs only with a GPU)
-DIGITS_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[6-9]_*.ipynb))
-# other image notebooks (none at present): executed into outputs/ (their committed copies would carry outputs only
-# from a real SD run); SD_MODEL=tiny keeps `make figures` fast and offline, a hub id or a local folder the real model
-IMAGE_NOTEBOOKS ?= $(filter-out $(DIGITS_NOTEBOOKS),$(sort $(wildcard notebooks/0[6-9]_*.ipynb)))
+# as random; 08's SD part runs only with a GPU); SD_MODEL=tiny keeps `make figures` offline, a hub id or a local
+# folder runs the real model
+IMAGE_NOTEBOOKS ?= $(sort $(wildcard notebooks/0[6-9]_*.ipynb))
 SD_MODEL ?= tiny
 
 .PHONY: setup figures test lint unit tests notebooks clean
@@ -36,9 +34,7 @@ figures: setup
 	OMP_NUM_THREADS=1 SDELAB_SD_MODEL=none $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	  $(FULL_NOTEBOOKS)
 	SDELAB_SD_MODEL=$(SD_MODEL) OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	  --ExecutePreprocessor.timeout=3600 $(DIGITS_NOTEBOOKS)
-	$(if $(IMAGE_NOTEBOOKS),SDELAB_SD_MODEL=$(SD_MODEL) $(VENV)/bin/jupyter nbconvert --to notebook --execute \
-	  --output-dir outputs $(IMAGE_NOTEBOOKS))
+	  --ExecutePreprocessor.timeout=3600 $(IMAGE_NOTEBOOKS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
