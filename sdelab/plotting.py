@@ -91,22 +91,23 @@ def colour(name: str) -> str:
     return COLOURS[key]
 
 
-def show_digit(ax, x, title: str | None = None) -> None:
-    """A digit (an (h, w) or (1, h, w) array or tensor, ink = 1) as dark ink on white (``DIGIT_CMAP``), no ticks."""
+def _show_grey(ax, x, cmap: str, title: str | None) -> None:
+    """One grey-level picture (an array or tensor that squeezes to (h, w), values in [0, 1]) in ``cmap``, no ticks."""
     x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else x
-    ax.imshow(x.squeeze(), cmap=DIGIT_CMAP, vmin=0, vmax=1)
+    ax.imshow(x.squeeze().astype(float), cmap=cmap, vmin=0, vmax=1)
     ax.set(xticks=[], yticks=[])
     if title is not None:
         ax.set_title(title, fontsize=8)
+
+
+def show_digit(ax, x, title: str | None = None) -> None:
+    """A digit (an (h, w) or (1, h, w) array or tensor, ink = 1) as dark ink on white (``DIGIT_CMAP``), no ticks."""
+    _show_grey(ax, x, DIGIT_CMAP, title)
 
 
 def show_mask(ax, mask, title: str | None = None) -> None:
     """A mask ((h, w), true or 1 = editable) drawn white where the edit may change the picture, black elsewhere."""
-    mask = mask.detach().float().cpu().numpy() if isinstance(mask, torch.Tensor) else mask
-    ax.imshow(mask.squeeze().astype(float), cmap=MASK_CMAP, vmin=0, vmax=1)
-    ax.set(xticks=[], yticks=[])
-    if title is not None:
-        ax.set_title(title, fontsize=8)
+    _show_grey(ax, mask, MASK_CMAP, title)
 
 
 def mask_overlay(image, mask):
@@ -121,16 +122,17 @@ def mask_overlay(image, mask):
     return np.where(keep, image, OUTSIDE_SHADE * image)
 
 
-def difference_plot(ax, differences: dict, xlabel: str) -> None:
+def difference_plot(ax, differences: dict, xlabel: str, colour: str | None = None) -> None:
     """Paired differences (name -> ``sdelab.eval.bootstrap.Estimate``) as points with their 95% intervals, one row
     each, against a line at 0: an interval that excludes 0 is a difference, whatever the marginal intervals show.
-    A name that is a key of ``COLOURS`` (e.g. "sde") takes its colour."""
+    Every row in ``colour`` if given (e.g. the sampler all rows compare, ``COLOURS["sde"]``); else a name that is a
+    key of ``COLOURS`` (e.g. "sde") takes its colour, any other dark grey."""
     names = list(differences)
     if not names:
         raise ValueError("differences must name at least one paired difference")
     for row, name in enumerate(names):
         e = differences[name]
-        c = COLOURS.get(name.lower(), "0.2")
+        c = colour or COLOURS.get(name.lower(), "0.2")
         ax.errorbar([e.value], [row], xerr=[[e.value - e.low], [e.high - e.value]], fmt="o", color=c, capsize=3)
     ax.axvline(0, color="0.5", lw=1, ls="--")
     ax.set_yticks(range(len(names)), names)

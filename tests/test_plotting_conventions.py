@@ -60,3 +60,13 @@ def test_difference_plot_draws_each_interval_against_zero():
     with pytest.raises(ValueError, match="differences must"):
         difference_plot(ax, {}, "x")
     plt.close(fig)
+
+
+def test_difference_plot_draws_every_row_in_one_given_colour():
+    fig, ax = plt.subplots()
+    difference_plot(ax, {"small mask": Estimate(-1.0, -2.0, -0.5), "large mask": Estimate(0.2, -0.1, 0.6)}, "x",
+                    colour=COLOURS["sde"])
+    drawn = [matplotlib.colors.to_hex(c.lines[0].get_color()) for c in ax.containers]
+    bars = [matplotlib.colors.to_hex(c.lines[2][0].get_color()[0]) for c in ax.containers]
+    assert drawn == bars == [COLOURS["sde"]] * 2
+    plt.close(fig)

@@ -23,16 +23,6 @@ def _masks_column(axes, column: int, masks) -> None:
     axes[0, column].set_title(title, fontsize=8)
 
 
-def _recolour(ax, colour: str) -> None:
-    """Give every error bar ``difference_plot`` drew on ``ax`` one colour (a sampler's, ``COLOURS``)."""
-    for container in ax.containers:
-        line, caps, bars = container.lines
-        for marked in (line, *caps):
-            marked.set(color=colour, markerfacecolor=colour, markeredgecolor=colour)
-        for artist in bars:
-            artist.set_color(colour)
-
-
 def _errors(estimates: list[Estimate]) -> np.ndarray:
     """Error bars (2, k) of matplotlib's errorbar: the distances from each value down to low and up to high."""
     return np.abs(np.array([[e.low, e.high] for e in estimates]).T - [e.value for e in estimates])
@@ -152,8 +142,7 @@ def inpainting_differences_figure(result):
                                        ("class_kept", "class kept: SDE - ODE (above 0: the SDE keeps more)")],
                                 strict=True):
         difference_plot(ax, {f"{d.mask} mask, {d.steps} steps": d.sde_minus_ode[key] for d in result.differences},
-                        label)
-        _recolour(ax, COLOURS["sde"])
+                        label, colour=COLOURS["sde"])
     fig.suptitle("Inpainting: SDE - ODE on the same digits, masks and noise (paired 95% bootstrap intervals)",
                  fontsize=10)
     fig.tight_layout()
@@ -236,8 +225,7 @@ def i2i_differences_figure(result, levels: dict | None = None):
         for row, (key, label) in enumerate(measures):
             ax = axes[row, col]
             names = {f"t0={t0}" + (f" ({levels[t0]})" if levels and t0 in levels else ""): rows[t0][key] for t0 in t0s}
-            difference_plot(ax, names, label if col == 0 else label.split(" (")[0])
-            _recolour(ax, COLOURS[sampler])
+            difference_plot(ax, names, label if col == 0 else label.split(" (")[0], colour=COLOURS[sampler])
             ax.xaxis.label.set_fontsize(8)
             ax.tick_params(labelsize=7)
         axes[0, col].set_title(f"{LABELS[edit]}: {SAMPLERS[sampler].label} - ODE", fontsize=9,
@@ -411,7 +399,8 @@ def shapes_examples_figure(examples: dict[str, torch.Tensor]):
             ax = axes[row, col]
             ax.imshow(examples[name][row].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             ax.set(xticks=[], yticks=[])
-        title = name.replace(" t0", "\nt0").replace("ode-drag", "ODE-Drag").replace("sde-drag", "SDE-Drag")
+        method, _, rest = name.partition(" ")
+        title = " ".join([EDITOR_LABELS.get(method, method), rest]).strip().replace(" t0", "\nt0")
         axes[0, col].set_title(title, fontsize=7, color=COLOURS.get(name.split(" ")[0], "k"))
     fig.suptitle("The first scenes of the run: no mask, the default copy window (half-size 2 px)", fontsize=9)
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the suptitle
